@@ -1,0 +1,143 @@
+# Makefile - build, test and run tracesift
+#
+#   make            build lib/ and bin/ (V=1 shows commands, SAN=1 adds ASan+UBSan)
+#   make deps       install what the build, the tests and the local broker need
+#   make test       deps, sanitizer build, local broker, unit then integration tests
+#   make bench      benchmarks against their baselines, results in bench/RESULTS.md
+#   make demo       local broker, synthetic traffic through tracesift-produce
+#   make kafka-up | kafka-down | kafka-status | topics
+
+.PHONY: all deps check-deps test test-build bench demo clean \
+        kafka-up kafka-down kafka-status topics
+.DEFAULT_GOAL := all
+
+CC      ?= cc
+PKGS    := rdkafka libcjson libzstd
+V       ?= 0
+SAN     ?= 0
+Q       := $(if $(filter 1,$(V)),,@)
+VARIANT := $(if $(filter 1,$(SAN)),san,rel)
+B       := build/$(VARIANT)
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+OPT      := $(if $(filter 1,$(SAN)),-O1,-O2)
+SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+SANFLAGS := $(if $(filter 1,$(SAN)),$(SANITIZE))
+CFLAGS   ?= -g $(OPT)
+ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -Wall -Wextra -Werror \
+              -Icore -Iproducer $(PKG_CFLAGS) $(SANFLAGS) $(CFLAGS) -MMD -MP
+ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
+LIBS        = $(PKG_LIBS) -lpthread -lm
+
+CORE_SRCS := $(wildcard core/*.c)
+LIB_SRCS  := $(wildcard producer/lib/*.c)
+CORE_OBJS := $(CORE_SRCS:%.c=$(B)/%.o)
+LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o)
+
+# Programs: bin/NAME is built from the listed sources plus the libraries it names.
+PRODUCE_SRCS := producer/produce.c
+LOADGEN_SRCS := $(wildcard producer/loadgen/*.c)
+
+PROGS := bin/tracesift-produce bin/tracesift-loadgen
+LIBRARIES := lib/libtracesift.a lib/libtracesift.so lib/tracesift.h
+
+# Tests: tests/unit/tNNNN-*.c and tests/integration/tNNNN-*.c are one program each,
+# linked with libtracesift.a (which holds core too); scripts run as they are.
+TEST_SRCS  := $(wildcard tests/unit/t*.c tests/integration/t*.c)
+TEST_PROGS := $(TEST_SRCS:%.c=$(B)/%) $(patsubst %.c,$(B)/%,$(wildcard tests/tools/*.c))
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_PROGS := $(BENCH_SRCS:%.c=$(B)/%)
+
+all: check-deps $(LIBRARIES) $(PROGS)
+
+check-deps:
+	@pkg-config --exists $(PKGS) 2>/dev/null || \
+	  { echo "% ERROR: missing build dependencies ($(PKGS)); run 'make deps'" >&2; exit 1; }
+
+# bin/ and lib/ hold one variant at a time; relink when the variant changes.
+VARIANT_STAMP := build/variant
+$(shell mkdir -p build; [ "$$(cat $(VARIANT_STAMP) 2>/dev/null)" = "$(VARIANT)" ] || echo $(VARIANT) > $(VARIANT_STAMP))
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/libtscore.a: $(CORE_OBJS)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+lib/libtracesift.a: $(LIB_OBJS) $(CORE_OBJS) $(VARIANT_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $(LIB_OBJS) $(CORE_OBJS)
+
+lib/libtracesift.so: $(LIB_OBJS) $(CORE_OBJS) $(VARIANT_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -shared -Wl,-soname,libtracesift.so.1 -o $@ $(LIB_OBJS) $(CORE_OBJS) $(ALL_LDFLAGS) $(LIBS)
+
+lib/tracesift.h: producer/tracesift.h
+	@mkdir -p $(@D)
+	$(Q)cp $< $@
+
+bin/tracesift-produce: $(PRODUCE_SRCS:%.c=$(B)/%.o) lib/libtracesift.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
+
+bin/tracesift-loadgen: $(LOADGEN_SRCS:%.c=$(B)/%.o) lib/libtracesift.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
+
+$(B)/tests/%: tests/%.c lib/libtracesift.a tests/test.h
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests -o $@ $< lib/libtracesift.a $(ALL_LDFLAGS) $(LIBS)
+
+$(B)/bench/%: bench/%.c lib/libtracesift.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< lib/libtracesift.a $(ALL_LDFLAGS) $(LIBS)
+
+test-build: all $(TEST_PROGS)
+
+# --- what users run -------------------------------------------------------
+
+deps:
+	$(Q)deploy/deps.sh
+
+test:
+	$(Q)deploy/deps.sh --quiet
+	$(Q)$(MAKE) --no-print-directory SAN=1 test-build
+	$(Q)tests/run.sh build/san
+
+bench:
+	$(Q)deploy/deps.sh --quiet
+	$(Q)$(MAKE) --no-print-directory SAN=0 all $(BENCH_PROGS)
+	$(Q)bench/run.sh build/rel
+
+demo:
+	$(Q)deploy/deps.sh --quiet
+	$(Q)$(MAKE) --no-print-directory SAN=0 all
+	$(Q)deploy/demo.sh
+
+kafka-up:
+	$(Q)deploy/kafka/kafka.sh up
+
+kafka-down:
+	$(Q)deploy/kafka/kafka.sh down
+
+kafka-status:
+	$(Q)deploy/kafka/kafka.sh status
+
+topics:
+	$(Q)deploy/kafka/topics.sh
+
+clean:
+	rm -rf build bin lib
+
+-include $(shell find build -name '*.d' 2>/dev/null)
