@@ -1,0 +1,193 @@
+/* tracesift.h - libtracesift: publish LLM trace records to Kafka without blocking
+ *
+ * An inference process builds a trace (a root with nested spans), ends it, and
+ * goes on: ts_trace_end() serializes the record (trace record v1, see
+ * docs/trace-format.md) and hands it to librdkafka's queue.  It never waits on
+ * the network.  When the queue is full the trace is dropped and counted (or,
+ * with enqueue.timeout.ms > 0, the call waits at most that long for room).
+ *
+ * Threads: a ts_client_t is shared by any number of threads.  A trace and its
+ * spans may also be touched from several threads (each trace has its own lock),
+ * but a span must not be used after it ended, nor a trace after ts_trace_end()
+ * or ts_trace_abandon().
+ *
+ * Errors: functions that can fail return 0 on success and a negative ts_err
+ * value on failure; ts_err_str() names it.  Functions that take an errstr fill
+ * it with a human-readable reason.  The library never prints and never exits.
+ *
+ * Ownership: every string passed in is copied; the caller keeps its own.
+ */
+#ifndef TRACESIFT_H
+#define TRACESIFT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define TS_API __attribute__((visibility("default")))
+#else
+#define TS_API
+#endif
+
+#define TS_VERSION_STR "0.1.0"
+
+typedef struct ts_conf   ts_conf_t;
+typedef struct ts_client ts_client_t;
+typedef struct ts_trace  ts_trace_t;
+typedef struct ts_span   ts_span_t;
+
+typedef enum ts_err {
+	TS_OK              =  0,
+	TS_ERR_INVALID_ARG = -1, /* NULL where a value is needed, bad name */
+	TS_ERR_INVALID     = -2, /* the JSON or record is not valid (see errstr) */
+	TS_ERR_TOO_LARGE   = -3, /* the record is larger than max.record.bytes */
+	TS_ERR_QUEUE_FULL  = -4, /* dropped: no room within enqueue.timeout.ms */
+	TS_ERR_NOMEM       = -5,
+	TS_ERR_CLOSED      = -6, /* the client is being destroyed */
+	TS_ERR_KAFKA       = -7, /* librdkafka refused the message (see errstr) */
+	TS_ERR_UNKNOWN_CONF = -8 /* no such configuration property */
+} ts_err_t;
+
+typedef enum ts_span_type {
+	TS_SPAN_GENERAL   = 0,
+	TS_SPAN_LLM       = 1,
+	TS_SPAN_RETRIEVAL = 2,
+	TS_SPAN_TOOL      = 3
+} ts_span_type_t;
+
+/* What a client has done so far.  Every trace handed to ts_trace_end() or
+ * ts_publish_json() is counted once in enqueued, dropped or rejected; every
+ * enqueued trace ends in delivered or failed, or is still in_queue. */
+typedef struct ts_stats {
+	uint64_t enqueued;   /* accepted into the queue */
+	uint64_t delivered;  /* acknowledged by the broker (acks=all) */
+	uint64_t failed;     /* delivery failed or purged at destroy */
+	uint64_t dropped;    /* queue full: not enqueued */
+	uint64_t rejected;   /* invalid or too large: not enqueued */
+	uint64_t in_queue;   /* enqueued - delivered - failed */
+	char last_error[256];/* the last delivery or enqueue error, "" if none */
+} ts_stats_t;
+
+/* Returns a static description of a ts_err_t value. */
+TS_API const char *ts_err_str(int err);
+
+/* ---- configuration ---------------------------------------------------- */
+
+/* A new configuration with tracesift's defaults: enable.idempotence=true,
+ * acks=all, compression.codec=zstd, and the linger and batch settings in
+ * docs/producer.md.  NULL only when out of memory. */
+TS_API ts_conf_t *ts_conf_new(void);
+
+/* Sets a property.  tracesift's own:
+ *   topic               destination topic (default llm.traces)
+ *   project             project of traces built with ts_trace_begin (default "default")
+ *   enqueue.timeout.ms  how long ts_trace_end may wait for queue room (default 0: drop)
+ *   close.timeout.ms    how long ts_client_destroy flushes (default 5000)
+ *   max.record.bytes    largest record accepted (default 1048576)
+ * Everything else goes to librdkafka as it is (bootstrap.servers,
+ * queue.buffering.max.messages, security.protocol, ...).  Returns TS_OK, or an
+ * error with errstr filled; the conf is unchanged on error. */
+TS_API int ts_conf_set(ts_conf_t *conf, const char *name, const char *value,
+                       char *errstr, size_t errstr_size);
+
+/* Frees a conf that was not handed to ts_client_new().  Accepts NULL. */
+TS_API void ts_conf_destroy(ts_conf_t *conf);
+
+/* ---- client ------------------------------------------------------------ */
+
+/* Creates a client.  On success the client owns conf (do not destroy it);
+ * on failure returns NULL, fills errstr, and the caller still owns conf. */
+TS_API ts_client_t *ts_client_new(ts_conf_t *conf, char *errstr, size_t errstr_size);
+
+/* Waits up to timeout_ms for everything enqueued to be delivered or failed.
+ * Returns how many traces are still in the queue (0: all done). */
+TS_API uint64_t ts_client_flush(ts_client_t *client, int timeout_ms);
+
+/* Fills *stats with a snapshot of the counters. */
+TS_API void ts_client_stats(ts_client_t *client, ts_stats_t *stats);
+
+/* Flushes for up to close.timeout.ms, purges what is left, and frees the
+ * client.  Returns how many traces enqueued over the client's life were not
+ * delivered (failed, including those purged now); fills *final_stats with the
+ * last counters when it is not NULL.  Accepts NULL (returns 0). */
+TS_API uint64_t ts_client_destroy(ts_client_t *client, ts_stats_t *final_stats);
+
+/* ---- publishing a prebuilt record --------------------------------------- */
+
+/* Validates json (trace record v1, len bytes, need not be NUL-terminated)
+ * and enqueues a copy with key = its trace_id.  Returns TS_OK, or
+ * TS_ERR_INVALID / TS_ERR_TOO_LARGE with the reason (field and what is wrong)
+ * in errstr (counted as rejected), or TS_ERR_QUEUE_FULL (counted as dropped). */
+TS_API int ts_publish_json(ts_client_t *client, const char *json, size_t len,
+                           char *errstr, size_t errstr_size);
+
+/* ---- building traces ---------------------------------------------------- */
+
+/* Starts a trace named name now, with a new random trace_id.  The trace
+ * carries its own root span (ts_trace_root) whose fields become the record's
+ * top-level input, output, tags, metadata, model, usage, error and latency.
+ * Returns NULL only when out of memory or a NULL argument. */
+TS_API ts_trace_t *ts_trace_begin(ts_client_t *client, const char *name);
+
+/* Replaces the generated trace_id (32 lowercase hex characters). */
+TS_API int ts_trace_set_id(ts_trace_t *trace, const char *trace_id);
+
+/* The trace's id, valid until the trace ends. */
+TS_API const char *ts_trace_id(const ts_trace_t *trace);
+
+/* Sets the project of this trace (default: the client's "project"). */
+TS_API int ts_trace_set_project(ts_trace_t *trace, const char *project);
+
+/* The root span: pass it to the ts_span_set_* functions to set top-level
+ * fields, or as parent to ts_span_begin.  Owned by the trace. */
+TS_API ts_span_t *ts_trace_root(ts_trace_t *trace);
+
+/* Ends the trace now (ending any span still open), serializes it and
+ * enqueues it; frees the trace and its spans whatever the outcome.  Never
+ * waits longer than enqueue.timeout.ms.  Returns TS_OK, TS_ERR_QUEUE_FULL
+ * (dropped and counted), TS_ERR_TOO_LARGE (rejected and counted), or
+ * TS_ERR_CLOSED. */
+TS_API int ts_trace_end(ts_trace_t *trace);
+
+/* Frees the trace without sending anything.  Accepts NULL. */
+TS_API void ts_trace_abandon(ts_trace_t *trace);
+
+/* Starts a span now, child of parent (NULL: the root).  Owned by the trace.
+ * Returns NULL only when out of memory or a NULL argument. */
+TS_API ts_span_t *ts_span_begin(ts_trace_t *trace, ts_span_t *parent,
+                                const char *name, ts_span_type_t type);
+
+/* Ends the span now.  A span that is never ended ends with its trace. */
+TS_API void ts_span_end(ts_span_t *span);
+
+/* The span's id (16 lowercase hex characters), valid until the trace ends. */
+TS_API const char *ts_span_id(const ts_span_t *span);
+
+/* Field setters.  Each replaces an earlier value of the same field.  The
+ * *_json variants take JSON text (NUL-terminated) and return TS_ERR_INVALID,
+ * leaving the field as it was, when it is not valid JSON or not UTF-8; the
+ * plain variants take a string and store it as a JSON string. */
+TS_API int ts_span_set_input_json(ts_span_t *span, const char *json);
+TS_API int ts_span_set_input(ts_span_t *span, const char *text);
+TS_API int ts_span_set_output_json(ts_span_t *span, const char *json);
+TS_API int ts_span_set_output(ts_span_t *span, const char *text);
+TS_API int ts_span_set_metadata_json(ts_span_t *span, const char *key, const char *json);
+TS_API int ts_span_set_metadata(ts_span_t *span, const char *key, const char *value);
+TS_API int ts_span_add_tag(ts_span_t *span, const char *tag);
+TS_API int ts_span_set_model(ts_span_t *span, const char *model);
+TS_API int ts_span_set_usage(ts_span_t *span, int64_t input_tokens, int64_t output_tokens);
+TS_API int ts_span_set_error(ts_span_t *span, const char *type, const char *message);
+
+/* Time to first token: the _now variant takes the time elapsed since the
+ * span began; the other sets it in milliseconds. */
+TS_API int ts_span_mark_first_token(ts_span_t *span);
+TS_API int ts_span_set_ttft_ms(ts_span_t *span, double ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TRACESIFT_H */

@@ -1,0 +1,242 @@
+/* tests/unit/t1001-trace-build.c - building traces and their records, without a broker */
+#include <pthread.h>
+
+#include <cjson/cJSON.h>
+
+#include "lib/internal.h"
+#include "record.h"
+#include "test.h"
+#include "tracesift.h"
+#include "tstime.h"
+
+static ts_client_t *offline_client(void)
+{
+	char err[256];
+	ts_conf_t *conf = ts_conf_new();
+	/* nothing listens on port 1: enqueueing works, delivery never happens */
+	ts_conf_set(conf, "bootstrap.servers", "127.0.0.1:1", err, sizeof(err));
+	ts_conf_set(conf, "project", "unit", err, sizeof(err));
+	ts_conf_set(conf, "close.timeout.ms", "0", err, sizeof(err));
+	ts_client_t *c = ts_client_new(conf, err, sizeof(err));
+	if (!c) {
+		t_note("ts_client_new: %s", err);
+		ts_conf_destroy(conf);
+	}
+	return c;
+}
+
+/* Renders t, checks the validator accepts it, and parses it. */
+static cJSON *render_parse(ts_trace_t *t, char **raw)
+{
+	size_t len;
+	char *rec = trace_render(t, &len), err[512];
+	if (!rec)
+		return NULL;
+	struct rec_info info;
+	enum rec_reason r = rec_validate(rec, len, NULL, &info, err, sizeof(err));
+	CHECK(r == REC_OK, "validator rejects a built record: %s\n%s", err, rec);
+	CHECK(!strcmp(info.trace_id, ts_trace_id(t)), "trace_id %s vs %s", info.trace_id, ts_trace_id(t));
+	cJSON *j = cJSON_ParseWithLength(rec, len);
+	if (raw)
+		*raw = rec;
+	else
+		free(rec);
+	return j;
+}
+
+static const char *str_at(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static double num_at(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+static void full_rag_trace(void)
+{
+	ts_client_t *c = offline_client();
+	REQUIRE(c, "no client");
+	ts_trace_t *t = ts_trace_begin(c, "rag_query");
+	REQUIRE(t, "no trace");
+	CHECK(ts_trace_set_id(t, "0af7651916cd43dd8448eb211c80319c") == TS_OK, "set id");
+	ts_span_t *root = ts_trace_root(t);
+	CHECK(ts_span_set_input_json(root, "{\"question\":\"what is \\\"kafka\\\"?\"}") == TS_OK, "input");
+	CHECK(ts_span_add_tag(root, "rag") == TS_OK && ts_span_add_tag(root, "prod") == TS_OK, "tags");
+	CHECK(ts_span_set_metadata(root, "user_tier", "free") == TS_OK, "meta");
+	CHECK(ts_span_set_metadata(root, "user_tier", "pro") == TS_OK, "meta replace");
+	CHECK(ts_span_set_metadata_json(root, "ab", "[1,2]") == TS_OK, "meta json");
+
+	ts_span_t *ret = ts_span_begin(t, NULL, "retrieval", TS_SPAN_RETRIEVAL);
+	ts_span_t *rr = ts_span_begin(t, ret, "rerank", TS_SPAN_TOOL);
+	CHECK(ret && rr, "spans");
+	CHECK(ts_span_set_output_json(ret, "{\"documents\":[{\"id\":\"d1\",\"text\":\"x\",\"score\":0.5}]}") == TS_OK, "out");
+	ts_span_end(rr);
+	ts_span_end(ret);
+	ts_span_t *llm = ts_span_begin(t, NULL, "llm_call", TS_SPAN_LLM);
+	CHECK(ts_span_set_model(llm, "llama-3.1-8b-instruct") == TS_OK, "model");
+	CHECK(ts_span_set_usage(llm, 120, 30) == TS_OK, "usage");
+	CHECK(ts_span_set_ttft_ms(llm, 12.5) == TS_OK, "ttft");
+	CHECK(ts_span_set_output(llm, "line one\nline \"two\"\t\x01") == TS_OK, "text output");
+	ts_span_end(llm);
+	CHECK(ts_span_set_output_json(root, "{\"answer\":\"a\",\"context\":[\"x\"]}") == TS_OK, "root out");
+
+	char *raw = NULL;
+	cJSON *j = render_parse(t, &raw);
+	REQUIRE(j, "record does not parse");
+	CHECK(num_at(j, "v") == 1, "v");
+	CHECK(!strcmp(str_at(j, "trace_id"), "0af7651916cd43dd8448eb211c80319c"), "trace_id");
+	CHECK(!strcmp(str_at(j, "name"), "rag_query"), "name");
+	CHECK(!strcmp(str_at(j, "project"), "unit"), "project from conf");
+	int64_t st, en;
+	CHECK(tstime_parse(str_at(j, "start_time"), strlen(str_at(j, "start_time")), &st) == 0 &&
+	      tstime_parse(str_at(j, "end_time"), strlen(str_at(j, "end_time")), &en) == 0 && en >= st,
+	      "times");
+	CHECK(!strcmp(str_at(cJSON_GetObjectItem(j, "input"), "question"), "what is \"kafka\"?"), "input");
+	cJSON *tags = cJSON_GetObjectItem(j, "tags");
+	CHECK(cJSON_GetArraySize(tags) == 2 && !strcmp(cJSON_GetArrayItem(tags, 1)->valuestring, "prod"), "tags");
+	cJSON *meta = cJSON_GetObjectItem(j, "metadata");
+	CHECK(cJSON_GetArraySize(meta) == 2 && !strcmp(str_at(meta, "user_tier"), "pro"), "metadata replaced");
+	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(meta, "ab")) == 2, "metadata json");
+	CHECK(!strcmp(str_at(j, "model"), "llama-3.1-8b-instruct"), "model comes from the llm span");
+	cJSON *usage = cJSON_GetObjectItem(j, "usage");
+	CHECK(num_at(usage, "input_tokens") == 120 && num_at(usage, "total_tokens") == 150, "usage summed");
+	cJSON *lat = cJSON_GetObjectItem(j, "latency_ms");
+	CHECK(num_at(lat, "total") >= 0, "latency total");
+	CHECK(num_at(lat, "time_to_first_token") >= 12.5, "root ttft measured from trace start");
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(j, "error")), "error null");
+
+	cJSON *spans = cJSON_GetObjectItem(j, "spans");
+	REQUIRE(cJSON_GetArraySize(spans) == 3, "3 spans, got %d", cJSON_GetArraySize(spans));
+	cJSON *s0 = cJSON_GetArrayItem(spans, 0), *s1 = cJSON_GetArrayItem(spans, 1),
+	      *s2 = cJSON_GetArrayItem(spans, 2);
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(s0, "parent_span_id")), "top-level span has null parent");
+	CHECK(!strcmp(str_at(s1, "parent_span_id"), str_at(s0, "span_id")), "rerank under retrieval");
+	CHECK(!strcmp(str_at(s0, "span_id"), ts_span_id(ret)), "span id");
+	CHECK(!strcmp(str_at(s0, "type"), "retrieval") && !strcmp(str_at(s1, "type"), "tool") &&
+	      !strcmp(str_at(s2, "type"), "llm"), "types");
+	CHECK(!strcmp(str_at(s2, "output"), "line one\nline \"two\"\t\x01"), "text escaped and back");
+	CHECK(num_at(cJSON_GetObjectItem(s2, "latency_ms"), "time_to_first_token") == 12.5, "span ttft");
+	CHECK(num_at(cJSON_GetObjectItem(s2, "usage"), "output_tokens") == 30, "span usage");
+	cJSON_Delete(j);
+	free(raw);
+	ts_trace_abandon(t);
+	CHECK(ts_client_destroy(c, NULL) == 0, "nothing enqueued, nothing undelivered");
+}
+
+static void bad_input_is_refused_or_cleaned(void)
+{
+	ts_client_t *c = offline_client();
+	REQUIRE(c, "no client");
+	ts_trace_t *t = ts_trace_begin(c, "bad \xff name");
+	REQUIRE(t, "no trace");
+	ts_span_t *root = ts_trace_root(t);
+	CHECK(ts_span_set_input_json(root, "{\"a\":1}") == TS_OK, "valid");
+	CHECK(ts_span_set_input_json(root, "{\"a\":1,}") == TS_ERR_INVALID, "trailing comma");
+	CHECK(ts_span_set_input_json(root, "\"\xc3\x28\"") == TS_ERR_INVALID, "bad utf-8 in json");
+	CHECK(ts_span_set_output_json(root, "") == TS_ERR_INVALID, "empty json");
+	CHECK(ts_span_set_metadata_json(root, "k", "nope") == TS_ERR_INVALID, "bare word");
+	CHECK(ts_span_set_usage(root, -1, 0) == TS_ERR_INVALID_ARG, "negative usage");
+	CHECK(ts_trace_set_id(t, "XYZ") == TS_ERR_INVALID_ARG, "bad id");
+	CHECK(ts_trace_set_id(t, "00000000000000000000000000000000") == TS_ERR_INVALID_ARG, "zero id");
+	CHECK(ts_span_set_error(root, "Timeout", "took \xe2\x82 too long") == TS_OK, "error with bad utf-8");
+	cJSON *j = render_parse(t, NULL);
+	REQUIRE(j, "record does not parse");
+	CHECK(!strcmp(str_at(j, "name"), "bad \xef\xbf\xbd name"), "name cleaned: %s", str_at(j, "name"));
+	CHECK(num_at(cJSON_GetObjectItem(j, "input"), "a") == 1, "input kept its valid value");
+	cJSON *e = cJSON_GetObjectItem(j, "error");
+	CHECK(!strcmp(str_at(e, "type"), "Timeout"), "error type");
+	CHECK(strstr(str_at(e, "message"), "\xef\xbf\xbd") != NULL, "error message cleaned");
+	cJSON_Delete(j);
+	ts_trace_abandon(t);
+	ts_client_destroy(c, NULL);
+}
+
+struct span_job {
+	ts_trace_t *t;
+	int n;
+};
+
+static void *add_spans(void *arg)
+{
+	struct span_job *job = arg;
+	for (int i = 0; i < job->n; i++) {
+		ts_span_t *s = ts_span_begin(job->t, NULL, "step", TS_SPAN_TOOL);
+		ts_span_set_metadata(s, "i", "x");
+		ts_span_end(s);
+	}
+	return NULL;
+}
+
+static void spans_from_many_threads(void)
+{
+	ts_client_t *c = offline_client();
+	REQUIRE(c, "no client");
+	ts_trace_t *t = ts_trace_begin(c, "fan_out");
+	pthread_t th[4];
+	struct span_job job = { t, 250 };
+	for (int i = 0; i < 4; i++)
+		pthread_create(&th[i], NULL, add_spans, &job);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	cJSON *j = render_parse(t, NULL);
+	REQUIRE(j, "record does not parse");
+	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "spans")) == 1000, "1000 spans");
+	cJSON_Delete(j);
+	ts_trace_abandon(t);
+	ts_client_destroy(c, NULL);
+}
+
+static void conf_errors(void)
+{
+	char err[256] = "";
+	ts_conf_t *conf = ts_conf_new();
+	REQUIRE(conf, "conf");
+	CHECK(ts_conf_set(conf, "no.such.property", "1", err, sizeof(err)) == TS_ERR_UNKNOWN_CONF, "unknown");
+	CHECK(strstr(err, "no.such.property") != NULL, "error names the property: %s", err);
+	CHECK(ts_conf_set(conf, "enqueue.timeout.ms", "-5", err, sizeof(err)) == TS_ERR_INVALID_ARG, "negative");
+	CHECK(ts_conf_set(conf, "acks", "sometimes", err, sizeof(err)) == TS_ERR_INVALID_ARG, "bad kafka value");
+	CHECK(ts_conf_set(conf, "topic", "", err, sizeof(err)) == TS_ERR_INVALID_ARG, "empty topic");
+	CHECK(ts_conf_set(conf, "max.record.bytes", "2048", err, sizeof(err)) == TS_OK, "max bytes");
+	ts_conf_destroy(conf);
+	CHECK(strcmp(ts_err_str(TS_ERR_QUEUE_FULL), "unknown error") != 0, "err str");
+	CHECK(ts_client_destroy(NULL, NULL) == 0, "destroy NULL");
+}
+
+static void publish_rejects(void)
+{
+	char err[512];
+	ts_conf_t *conf = ts_conf_new();
+	ts_conf_set(conf, "bootstrap.servers", "127.0.0.1:1", err, sizeof(err));
+	ts_conf_set(conf, "max.record.bytes", "4096", err, sizeof(err));
+	ts_conf_set(conf, "close.timeout.ms", "0", err, sizeof(err));
+	ts_client_t *c = ts_client_new(conf, err, sizeof(err));
+	REQUIRE(c, "client: %s", err);
+	CHECK(ts_publish_json(c, "{nope", 5, err, sizeof(err)) == TS_ERR_INVALID, "not json");
+	CHECK(strstr(err, "byte") != NULL, "reason says where: %s", err);
+	char big[8192];
+	memset(big, ' ', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	CHECK(ts_publish_json(c, big, sizeof(big) - 1, err, sizeof(err)) == TS_ERR_TOO_LARGE, "too large");
+	ts_trace_t *t = ts_trace_begin(c, "big");
+	ts_span_set_input(ts_trace_root(t), big + 4000); /* 4 KB of spaces: over 4096 with the rest */
+	CHECK(ts_trace_end(t) == TS_ERR_TOO_LARGE, "built record over the limit");
+	ts_stats_t st;
+	ts_client_stats(c, &st);
+	CHECK(st.rejected == 3, "rejected counted: %llu", (unsigned long long)st.rejected);
+	CHECK(st.enqueued == 0, "nothing enqueued");
+	ts_client_destroy(c, NULL);
+}
+
+int main(void)
+{
+	RUN(full_rag_trace);
+	RUN(bad_input_is_refused_or_cleaned);
+	RUN(spans_from_many_threads);
+	RUN(conf_errors);
+	RUN(publish_rejects);
+	TEST_EXIT();
+}
