@@ -8,6 +8,12 @@
  * it; a trace_id problem outranks the other schema violations.  Span ids are
  * kept in a table (on the stack for small records) for the checks that need
  * all of them: unique ids, parents that exist, no cycles.
+ *
+ * On the way it notes where the top-level fields the sampler asks about lie
+ * (struct rec_slice: the cursor's position before and after each value) and
+ * the figures it reads anyway (latency, tokens), so classifying a record costs
+ * no second parse.  Output is the one field walked a level deeper, for
+ * output.context.  rec_has_tag() and friends then walk only those slices.
  */
 #include "record.h"
 
@@ -99,6 +105,19 @@ static const struct {
 #undef SUB
 };
 
+/* The top-level fields whose position goes into struct rec_info. */
+enum field {
+	F_NAME, F_MODEL, F_TAGS, F_METADATA, F_ERROR, F_INPUT, F_OUTPUT, F_USAGE,
+	F_LATENCY_MS, F_CONTEXT, F_COUNT
+};
+
+/* field + 1 of a key at the top level, 0: not kept */
+static const unsigned char field_of[K_COUNT] = {
+	[K_NAME] = F_NAME + 1, [K_MODEL] = F_MODEL + 1, [K_TAGS] = F_TAGS + 1,
+	[K_METADATA] = F_METADATA + 1, [K_ERROR] = F_ERROR + 1, [K_INPUT] = F_INPUT + 1,
+	[K_OUTPUT] = F_OUTPUT + 1, [K_USAGE] = F_USAGE + 1, [K_LATENCY_MS] = F_LATENCY_MS + 1,
+};
+
 /* The known key that key names in an object of kind where, or -1. */
 static int key_lookup(const struct json_str *key, unsigned where)
 {
@@ -152,8 +171,88 @@ struct rv {
 	char trace_id[REC_TRACE_ID_LEN + 1];
 	struct span_ent *ents;    /* one per span (up to lim->max_spans) */
 	int  nspans, cap;
+	/* the top-level fields for struct rec_info */
+	struct rec_slice fields[F_COUNT];
+	double  latency_total, ttft;
+	int64_t total_tokens;
+	int     has_error;
 	struct span_ent small[SMALL_SPANS];
 };
+
+/* Notes that field's value, which started at at or after whitespace there,
+ * ends at the cursor. */
+static void field_set(struct rv *v, int field, const char *at)
+{
+	while (*at == ' ' || *at == '\n' || *at == '\t' || *at == '\r')
+		at++;
+	if (field == F_ERROR)
+		v->has_error = *at != 'n';
+	size_t off = (size_t)(at - v->c.buf), len = (size_t)(v->c.p - at);
+	if (off + len <= UINT32_MAX) {
+		v->fields[field].off = (uint32_t)off;
+		v->fields[field].len = (uint32_t)len;
+	}
+}
+
+/* strtod() of a number's text that is not NUL-terminated; -1 when out of memory. */
+static __attribute__((noinline)) double num_slow(const char *s, size_t len)
+{
+	char small[64], *t = len < sizeof(small) ? small : malloc(len + 1);
+	double d;
+	if (!t)
+		return -1;
+	memcpy(t, s, len);
+	t[len] = '\0';
+	d = strtod(t, NULL);
+	if (t != small)
+		free(t);
+	return d;
+}
+
+/* The value of a JSON number the cursor checked.  Most figures in records
+ * ("1512.518") have few digits and a small exponent: then the digits are an
+ * exact integer (at most 2^53) and one multiplication or division by an exact
+ * power of ten rounds correctly (Clinger's fast path).  Others go to strtod()
+ * on a NUL-terminated copy. */
+static double num_value(const char *s, size_t len)
+{
+	static const double p10[] = {
+		1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+		1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
+	};
+	const char *p = s, *end = s + len, *dot = NULL;
+	uint64_t m = 0;
+	int e = 0, x = 0, neg = *p == '-';
+	if (len > 19) /* so at most 19 digits: m cannot wrap */
+		goto slow;
+	for (p += neg; p < end; p++) {
+		unsigned d = (unsigned)(unsigned char)*p - '0';
+		if (d < 10)
+			m = m * 10 + d;
+		else if (*p == '.')
+			dot = p;
+		else
+			break;
+	}
+	if (dot)
+		e = -(int)(p - dot - 1);
+	if (p < end) { /* 'e' or 'E', a sign, digits */
+		int xneg = *++p == '-';
+		p += *p == '-' || *p == '+';
+		for (; p < end; p++)
+			if (x < 100000) /* beyond any double either way */
+				x = x * 10 + (*p - '0');
+		e += xneg ? -x : x;
+	}
+	if (m == 0)
+		return neg ? -0.0 : 0.0;
+	if (m <= UINT64_C(1) << 53 && e >= -22 && e <= 22) {
+		double d = e < 0 ? (double)m / p10[-e] : (double)m * p10[e];
+		return neg ? -d : d;
+	}
+slow:
+	return num_slow(s, len);
+}
 
 /* Records a schema violation of field (a path below the current span) unless
  * one was recorded already. */
@@ -360,8 +459,9 @@ static int check_version(struct rv *v)
 	return 0;
 }
 
-/* A non-negative integer, written without fraction or exponent, <= 2^53-1. */
-static int check_count(struct rv *v, const char *field)
+/* A non-negative integer, written without fraction or exponent, <= 2^53-1;
+ * *out (may be NULL) gets it when it is one. */
+static int check_count(struct rv *v, const char *field, int64_t *out)
 {
 	const char *s;
 	size_t len;
@@ -373,8 +473,11 @@ static int check_count(struct rv *v, const char *field)
 	}
 	if (json_cur_number(&v->c, &s, &len))
 		return -1;
-	if (len == 2 && s[0] == '-' && s[1] == '0')
+	if (len == 2 && s[0] == '-' && s[1] == '0') {
+		if (out)
+			*out = 0;
 		return 0;
+	}
 	uint64_t n = 0;
 	for (size_t i = 0; i < len; i++) {
 		if (s[i] < '0' || s[i] > '9') {
@@ -386,15 +489,20 @@ static int check_count(struct rv *v, const char *field)
 	}
 	if (n > MAX_SAFE_INT)
 		sch_fail(v, field, "expected a non-negative integer no larger than 2^53-1");
+	else if (out)
+		*out = (int64_t)n;
 	return 0;
 }
 
-/* A number >= 0 (so "-0" and "-0.0e5" pass), or null. */
-static int check_ms(struct rv *v, const char *field)
+/* A number >= 0 (so "-0" and "-0.0e5" pass), or null; *out (may be NULL)
+ * gets the number, -1 for null. */
+static int check_ms(struct rv *v, const char *field, double *out)
 {
 	const char *s;
 	size_t len, i;
 	enum json_type t = json_cur_peek(&v->c);
+	if (out)
+		*out = -1;
 	if (t == JSON_NULL)
 		return check_skip(v);
 	if (t != JSON_NUMBER) {
@@ -405,13 +513,14 @@ static int check_ms(struct rv *v, const char *field)
 	}
 	if (json_cur_number(&v->c, &s, &len))
 		return -1;
-	if (s[0] != '-')
-		return 0;
-	for (i = 1; i < len && s[i] != 'e' && s[i] != 'E'; i++)
-		if (s[i] >= '1' && s[i] <= '9') {
-			sch_fail(v, field, "expected a non-negative number or null");
-			break;
-		}
+	if (s[0] == '-')
+		for (i = 1; i < len && s[i] != 'e' && s[i] != 'E'; i++)
+			if (s[i] >= '1' && s[i] <= '9') {
+				sch_fail(v, field, "expected a non-negative number or null");
+				return 0;
+			}
+	if (out)
+		*out = num_value(s, len);
 	return 0;
 }
 
@@ -439,8 +548,10 @@ static int check_tags(struct rv *v, const char *field)
 	return r;
 }
 
-/* usage, latency_ms and error: objects with a few known members. */
-static int check_small_object(struct rv *v, const char *field, unsigned where)
+/* usage, latency_ms and error: objects with a few known members; top: the
+ * record's own, whose figures go into v (a constant where it is inlined). */
+static inline __attribute__((always_inline))
+int small_object(struct rv *v, const char *field, unsigned where, const int top)
 {
 	enum json_type t = json_cur_peek(&v->c);
 	struct json_str key;
@@ -469,10 +580,11 @@ static int check_small_object(struct rv *v, const char *field, unsigned where)
 		seen |= 1u << (k - K_INPUT_TOKENS);
 		switch (k) {
 		case K_INPUT_TOKENS: case K_OUTPUT_TOKENS: case K_TOTAL_TOKENS:
-			r = check_count(v, f);
+			r = check_count(v, f, top && k == K_TOTAL_TOKENS ? &v->total_tokens : NULL);
 			break;
 		case K_TOTAL: case K_TTFT: case K_INTER_TOKEN_MEAN:
-			r = check_ms(v, f);
+			r = check_ms(v, f, !top ? NULL : k == K_TOTAL ? &v->latency_total :
+			                   k == K_TTFT ? &v->ttft : NULL);
 			break;
 		default: /* K_ERR_TYPE, K_MESSAGE */
 			r = check_string(v, f, 0);
@@ -489,7 +601,44 @@ static int check_small_object(struct rv *v, const char *field, unsigned where)
 	return r;
 }
 
-static int check_fields(struct rv *v, unsigned where, struct span_ent *ent);
+static int check_small_object(struct rv *v, const char *field, unsigned where)
+{
+	return small_object(v, field, where, 0);
+}
+
+static int check_small_object_top(struct rv *v, const char *field, unsigned where)
+{
+	return small_object(v, field, where, 1);
+}
+
+static int check_span_fields(struct rv *v, struct span_ent *ent);
+
+/* The record's output: any JSON, walked one level when it is an object to
+ * find output.context (the first member of that name). */
+static int check_output(struct rv *v)
+{
+	static const char name[] = "context";
+	struct json_str key;
+	char buf[sizeof(name)];
+	size_t len;
+	int n = 0, r;
+	if (json_cur_peek(&v->c) != JSON_OBJECT)
+		return check_skip(v);
+	if (json_cur_enter(&v->c))
+		return -1;
+	while ((r = json_cur_member(&v->c, &n, &key)) == 1) {
+		const char *at = v->c.p;
+		int is_context = !v->fields[F_CONTEXT].len && key.len >= sizeof(name) - 1 &&
+			(!key.escaped ? key.len == sizeof(name) - 1 && !memcmp(key.s, name, key.len) :
+			 !json_str_decode(&key, buf, sizeof(buf), &len) && len == sizeof(name) - 1 &&
+			 !memcmp(buf, name, len));
+		if (check_skip(v))
+			return -1;
+		if (is_context)
+			field_set(v, F_CONTEXT, at);
+	}
+	return r;
+}
 
 /* A new entry in the span table; NULL when out of memory. */
 static struct span_ent *span_add(struct rv *v)
@@ -546,7 +695,7 @@ static int check_spans(struct rv *v)
 				sch_fail(v, "spans", "out of memory checking %d spans", n);
 			}
 			v->span = n - 1;
-			r = json_cur_enter(&v->c) ? -1 : check_fields(v, IN_SPAN, ent);
+			r = json_cur_enter(&v->c) ? -1 : check_span_fields(v, ent);
 			v->span = -1;
 		}
 		if (r)
@@ -556,8 +705,11 @@ static int check_spans(struct rv *v)
 }
 
 /* The members of the record (where IN_TOP) or of span v->span (IN_SPAN,
- * whose ids go to ent, may be NULL), whose '{' was consumed. */
-static int check_fields(struct rv *v, unsigned where, struct span_ent *ent)
+ * whose ids go to ent, may be NULL), whose '{' was consumed.  Inlined into
+ * check_top_fields() and check_span_fields() with where a constant, so spans
+ * pay nothing for what only the top level notes. */
+static inline __attribute__((always_inline))
+int check_fields(struct rv *v, unsigned where, struct span_ent *ent)
 {
 	static const int top_required[] = { K_V, K_TRACE_ID, K_NAME, K_START_TIME, K_END_TIME };
 	static const int span_required[] = { K_SPAN_ID, K_NAME, K_TYPE, K_START_TIME, K_END_TIME };
@@ -583,6 +735,7 @@ static int check_fields(struct rv *v, unsigned where, struct span_ent *ent)
 			sch_fail(v, f, "appears twice");
 		}
 		seen |= 1u << k;
+		const char *at = v->c.p; /* the value starts after whitespace */
 		switch (k) {
 		case K_V:              r = check_version(v); break;
 		case K_TRACE_ID:       r = check_trace_id(v); break;
@@ -596,14 +749,21 @@ static int check_fields(struct rv *v, unsigned where, struct span_ent *ent)
 		case K_TAGS:           r = check_tags(v, f); break;
 		case K_METADATA:       r = check_object(v, f); break;
 		case K_MODEL:          r = check_string_or_null(v, f); break;
-		case K_USAGE:          r = check_small_object(v, f, IN_USAGE); break;
-		case K_LATENCY_MS:     r = check_small_object(v, f, IN_LATENCY); break;
-		case K_ERROR:          r = check_small_object(v, f, IN_ERROR); break;
+		case K_USAGE:
+		case K_LATENCY_MS:
+		case K_ERROR: {
+			unsigned in = k == K_USAGE ? IN_USAGE : k == K_LATENCY_MS ? IN_LATENCY : IN_ERROR;
+			r = where == IN_TOP ? check_small_object_top(v, f, in) : check_small_object(v, f, in);
+			break;
+		}
 		case K_SPANS:          r = check_spans(v); break;
-		default:               r = check_skip(v); break; /* input, output */
+		case K_OUTPUT:         r = where == IN_TOP ? check_output(v) : check_skip(v); break;
+		default:               r = check_skip(v); break; /* input */
 		}
 		if (r)
 			return -1;
+		if (where == IN_TOP && field_of[k])
+			field_set(v, field_of[k] - 1, at);
 	}
 	if (r)
 		return -1;
@@ -627,6 +787,16 @@ static int check_fields(struct rv *v, unsigned where, struct span_ent *ent)
 		ent->parent = parent;
 	}
 	return 0;
+}
+
+static int check_top_fields(struct rv *v)
+{
+	return check_fields(v, IN_TOP, NULL);
+}
+
+static int check_span_fields(struct rv *v, struct span_ent *ent)
+{
+	return check_fields(v, IN_SPAN, ent);
 }
 
 /* --- checks across spans ---------------------------------------------------- */
@@ -757,11 +927,13 @@ enum rec_reason rec_validate(const char *buf, size_t len, const struct rec_limit
 	v->span = -1;
 	v->ents = v->small;
 	v->cap = SMALL_SPANS;
+	v->latency_total = v->ttft = -1;
+	v->total_tokens = -1;
 	json_cur_init(&v->c, buf, len, lim->max_depth);
 
 	enum json_type t = json_cur_peek(&v->c);
 	if (t == JSON_OBJECT) {
-		if (json_cur_enter(&v->c) == 0 && check_fields(v, IN_TOP, NULL) == 0)
+		if (json_cur_enter(&v->c) == 0 && check_top_fields(v) == 0)
 			json_cur_finish(&v->c);
 	} else if (t != JSON_NONE && json_cur_skip(&v->c) == 0 && json_cur_finish(&v->c) == 0) {
 		snprintf(v->sch, sizeof(v->sch), "expected a JSON object, found %s", type_name(t));
@@ -785,8 +957,169 @@ enum rec_reason rec_validate(const char *buf, size_t len, const struct rec_limit
 	if (info && !v->c.err && !v->tid_set) {
 		memcpy(info->trace_id, v->trace_id, sizeof(info->trace_id));
 		info->nspans = v->nspans;
+		info->name = v->fields[F_NAME];
+		info->model = v->fields[F_MODEL];
+		info->tags = v->fields[F_TAGS];
+		info->metadata = v->fields[F_METADATA];
+		info->error = v->fields[F_ERROR];
+		info->input = v->fields[F_INPUT];
+		info->output = v->fields[F_OUTPUT];
+		info->usage = v->fields[F_USAGE];
+		info->latency_ms = v->fields[F_LATENCY_MS];
+		info->context = v->fields[F_CONTEXT];
+		info->latency_total = v->latency_total;
+		info->ttft = v->ttft;
+		info->total_tokens = v->total_tokens;
+		info->has_error = v->has_error;
 	}
 	if (v->ents != v->small)
 		free(v->ents);
 	return reason;
+}
+
+/* --- questions about a validated record ------------------------------------ */
+
+static unsigned hex_digit(unsigned char ch)
+{
+	return ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10;
+}
+
+static unsigned hex4_at(const unsigned char *p)
+{
+	return hex_digit(p[0]) << 12 | hex_digit(p[1]) << 8 | hex_digit(p[2]) << 4 | hex_digit(p[3]);
+}
+
+/* Whether the string s (checked by the cursor, so its escapes are well
+ * formed) decodes to val[0..vlen).  Compares as it decodes: no buffer. */
+static int str_is(const struct json_str *s, const char *val, size_t vlen)
+{
+	const unsigned char *p = (const unsigned char *)s->s, *end = p + s->len;
+	const unsigned char *w = (const unsigned char *)val;
+	size_t o = 0;
+	if (!s->escaped)
+		return s->len == vlen && !memcmp(s->s, val, vlen);
+	if (s->len < vlen) /* decoding never lengthens a string */
+		return 0;
+	while (p < end) {
+		unsigned char tmp[4];
+		size_t n = 1;
+		if (*p != '\\') {
+			if (o >= vlen || w[o] != *p)
+				return 0;
+			o++, p++;
+			continue;
+		}
+		switch (p[1]) {
+		case 'b': tmp[0] = '\b'; break;
+		case 'f': tmp[0] = '\f'; break;
+		case 'n': tmp[0] = '\n'; break;
+		case 'r': tmp[0] = '\r'; break;
+		case 't': tmp[0] = '\t'; break;
+		case 'u': {
+			unsigned u = hex4_at(p + 2);
+			if (u >= 0xd800 && u <= 0xdbff) {
+				u = 0x10000 + ((u - 0xd800) << 10) + (hex4_at(p + 8) - 0xdc00);
+				p += 6;
+			}
+			if (u < 0x80) {
+				tmp[0] = (unsigned char)u;
+			} else if (u < 0x800) {
+				tmp[0] = (unsigned char)(0xc0 | u >> 6);
+				tmp[1] = (unsigned char)(0x80 | (u & 0x3f));
+				n = 2;
+			} else if (u < 0x10000) {
+				tmp[0] = (unsigned char)(0xe0 | u >> 12);
+				tmp[1] = (unsigned char)(0x80 | (u >> 6 & 0x3f));
+				tmp[2] = (unsigned char)(0x80 | (u & 0x3f));
+				n = 3;
+			} else {
+				tmp[0] = (unsigned char)(0xf0 | u >> 18);
+				tmp[1] = (unsigned char)(0x80 | (u >> 12 & 0x3f));
+				tmp[2] = (unsigned char)(0x80 | (u >> 6 & 0x3f));
+				tmp[3] = (unsigned char)(0x80 | (u & 0x3f));
+				n = 4;
+			}
+			p += 4;
+			break;
+		}
+		default: tmp[0] = p[1]; break; /* " \ / */
+		}
+		p += 2;
+		if (o + n > vlen || memcmp(w + o, tmp, n))
+			return 0;
+		o += n;
+	}
+	return o == vlen;
+}
+
+/* A cursor over a slice of a validated record; 0, or -1 when it is absent. */
+static int slice_cur(struct json_cur *c, const char *buf, struct rec_slice s)
+{
+	if (!buf || !s.len)
+		return -1;
+	json_cur_init(c, buf + s.off, s.len, JSON_DEPTH_MAX);
+	return 0;
+}
+
+int rec_str_equals(const char *buf, struct rec_slice s, const char *value)
+{
+	struct json_cur c;
+	struct json_str str;
+	if (slice_cur(&c, buf, s) || json_cur_peek(&c) != JSON_STRING || json_cur_string(&c, &str))
+		return 0;
+	return str_is(&str, value, strlen(value));
+}
+
+int rec_has_tag(const char *buf, const struct rec_info *info, const char *tag)
+{
+	struct json_cur c;
+	struct json_str str;
+	size_t tlen = strlen(tag);
+	int n = 0;
+	if (slice_cur(&c, buf, info->tags) || json_cur_peek(&c) != JSON_ARRAY || json_cur_enter(&c))
+		return 0;
+	while (json_cur_element(&c, &n) == 1) {
+		if (json_cur_peek(&c) != JSON_STRING) {
+			if (json_cur_skip(&c))
+				return 0;
+		} else if (json_cur_string(&c, &str)) {
+			return 0;
+		} else if (str_is(&str, tag, tlen)) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int rec_meta_equals(const char *buf, const struct rec_info *info, const char *key,
+                    const char *value)
+{
+	struct json_cur c;
+	struct json_str k, str;
+	size_t klen = strlen(key), vlen = strlen(value), len;
+	const char *s;
+	int n = 0;
+	if (slice_cur(&c, buf, info->metadata) || json_cur_peek(&c) != JSON_OBJECT ||
+	    json_cur_enter(&c))
+		return 0;
+	while (json_cur_member(&c, &n, &k) == 1) {
+		if (!str_is(&k, key, klen)) {
+			if (json_cur_skip(&c))
+				return 0;
+			continue;
+		}
+		switch (json_cur_peek(&c)) {
+		case JSON_STRING:
+			return !json_cur_string(&c, &str) && str_is(&str, value, vlen);
+		case JSON_NUMBER:
+			return !json_cur_number(&c, &s, &len) && len == vlen && !memcmp(s, value, len);
+		case JSON_TRUE:
+			return !strcmp(value, "true");
+		case JSON_FALSE:
+			return !strcmp(value, "false");
+		default:
+			return 0;
+		}
+	}
+	return 0;
 }

@@ -3,6 +3,7 @@
 #define TS_RECORD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define REC_VERSION            1
 #define REC_MAX_BYTES_DEFAULT  (1024 * 1024)
@@ -30,10 +31,24 @@ enum rec_reason {
 	REC_REASON_COUNT
 };
 
-/* What the validator learned of a valid record. */
+/* A value's JSON text in the record: buf[off..off+len), exactly the value
+ * (a string with its quotes, an object with its braces); len 0: absent. */
+struct rec_slice {
+	uint32_t off, len;
+};
+
+/* What the validator learned of a valid record.  The slices and figures are
+ * those of the record's own (top-level) fields, never of its spans'. */
 struct rec_info {
 	char trace_id[REC_TRACE_ID_LEN + 1];
 	int  nspans;
+	struct rec_slice name, model, tags, metadata, error, input, output, usage, latency_ms;
+	struct rec_slice context; /* output.context when output is an object holding
+	                             it (the first, if the key repeats) */
+	double  latency_total;    /* latency_ms.total; -1 when absent or null */
+	double  ttft;             /* latency_ms.time_to_first_token; -1 when absent or null */
+	int64_t total_tokens;     /* usage.total_tokens; -1 when absent */
+	int     has_error;        /* error present and not null */
 };
 
 void rec_limits_default(struct rec_limits *lim);
@@ -48,5 +63,19 @@ const char *rec_reason_name(enum rec_reason r);
  * "record is 5242880 bytes, over the limit of 1048576".  lim NULL: defaults. */
 enum rec_reason rec_validate(const char *buf, size_t len, const struct rec_limits *lim,
                              struct rec_info *info, char *errstr, size_t errstr_size);
+
+/* Questions about a record that rec_validate() accepted, answered from the
+ * slices in *info without allocating; buf is the record validated.  Strings
+ * compare after JSON escapes are decoded (value is UTF-8, NUL-terminated).
+ * Each returns 1 or 0 (0 also when the field is absent or of another type). */
+
+/* tags holds the string tag. */
+int rec_has_tag(const char *buf, const struct rec_info *info, const char *tag);
+/* metadata[key] (the first member named key) is the string value, or a
+ * number, true or false whose JSON text is value ("3", "2.50", "true"). */
+int rec_meta_equals(const char *buf, const struct rec_info *info, const char *key,
+                    const char *value);
+/* The slice is a JSON string equal to value. */
+int rec_str_equals(const char *buf, struct rec_slice s, const char *value);
 
 #endif
