@@ -27,7 +27,7 @@ SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-om
 SANFLAGS := $(if $(filter 1,$(SAN)),$(SANITIZE))
 CFLAGS   ?= -g $(OPT)
 ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -Wall -Wextra -Werror \
-              -Icore -Iproducer $(PKG_CFLAGS) $(SANFLAGS) $(CFLAGS) -MMD -MP
+              -Icore -Iproducer -Isampler $(PKG_CFLAGS) $(SANFLAGS) $(CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
 LIBS        = $(PKG_LIBS) -lpthread -lm
 
@@ -39,9 +39,10 @@ LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o)
 # Programs: bin/NAME is built from the listed sources plus the libraries it names.
 PRODUCE_SRCS := producer/produce.c
 LOADGEN_SRCS := $(wildcard producer/loadgen/*.c)
+SAMPLER_SRCS := $(wildcard sampler/*.c)
 
-PROGS := bin/tracesift-produce bin/tracesift-loadgen
-LIBRARIES := lib/libtracesift.a lib/libtracesift.so lib/tracesift.h
+PROGS := bin/tracesift-produce bin/tracesift-loadgen bin/tracesift-sampler
+LIBRARIES := lib/libtracesift.a lib/libtracesift.so.1 lib/libtracesift.so lib/tracesift.h
 
 # Tests: tests/unit/tNNNN-*.c and tests/integration/tNNNN-*.c are one program each,
 # linked with libtracesift.a (which holds core too); scripts run as they are.
@@ -74,10 +75,15 @@ lib/libtracesift.a: $(LIB_OBJS) $(CORE_OBJS) $(VARIANT_STAMP)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $(LIB_OBJS) $(CORE_OBJS)
 
-lib/libtracesift.so: $(LIB_OBJS) $(CORE_OBJS) $(VARIANT_STAMP)
+# The shared library is the file named by its soname (what programs load),
+# and lib/libtracesift.so is the link that -ltracesift finds.
+lib/libtracesift.so.1: $(LIB_OBJS) $(CORE_OBJS) $(VARIANT_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -shared -Wl,-soname,libtracesift.so.1 -o $@ $(LIB_OBJS) $(CORE_OBJS) $(ALL_LDFLAGS) $(LIBS)
+
+lib/libtracesift.so: lib/libtracesift.so.1
+	$(Q)ln -sfn libtracesift.so.1 $@
 
 lib/tracesift.h: producer/tracesift.h
 	@mkdir -p $(@D)
@@ -89,6 +95,11 @@ bin/tracesift-produce: $(PRODUCE_SRCS:%.c=$(B)/%.o) lib/libtracesift.a
 	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
 
 bin/tracesift-loadgen: $(LOADGEN_SRCS:%.c=$(B)/%.o) lib/libtracesift.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
+
+bin/tracesift-sampler: $(SAMPLER_SRCS:%.c=$(B)/%.o) $(B)/libtscore.a
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)

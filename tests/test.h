@@ -92,8 +92,10 @@ static inline void t_topic_name(char *out, size_t size, const char *prefix)
 	         (unsigned long)(ts.tv_nsec ^ ts.tv_sec), seq++);
 }
 
-/* Creates a topic with the Admin API; returns 0 or -1 (with a note). */
-static inline int t_create_topic(const char *topic, int partitions)
+/* Creates a topic with the Admin API and topic configs (NAME, VALUE pairs,
+ * nconfigs of them); returns 0 or -1 (with a note). */
+static inline int t_create_topic_with(const char *topic, int partitions,
+                                      const char *const *configs, int nconfigs)
 {
 	char err[512];
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -108,6 +110,8 @@ static inline int t_create_topic(const char *topic, int partitions)
 		return -1;
 	}
 	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, err, sizeof(err));
+	for (int i = 0; i < nconfigs; i++)
+		rd_kafka_NewTopic_set_config(nt, configs[2 * i], configs[2 * i + 1]);
 	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
 	rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
 	int rc = -1;
@@ -131,6 +135,12 @@ static inline int t_create_topic(const char *topic, int partitions)
 	rd_kafka_NewTopic_destroy(nt);
 	rd_kafka_destroy(rk);
 	return rc;
+}
+
+/* Creates a topic with the broker's default configs. */
+static inline int t_create_topic(const char *topic, int partitions)
+{
+	return t_create_topic_with(topic, partitions, NULL, 0);
 }
 
 /* Runs a shell command and returns its exit status (-1 if it did not exit). */

@@ -15,6 +15,7 @@
 #   TS_DLQ_PARTITIONS          llm.traces.dlq  (default 3, retention 30 days)
 #   TS_MONITORING_PARTITIONS   llm.monitoring  (default 6, retention 30 days)
 #   TS_ALERTS_PARTITIONS       llm.alerts      (default 1, retention 30 days)
+#   TS_PENDING_PARTITIONS      llm.monitoring.pending and .state (default 6)
 #   TS_REPLICATION_FACTOR      replicas per partition (default 1: the local single node)
 #   KAFKA_VERSION, TRACESIFT_CACHE   which cached Kafka jars run TopicCommand (kafka.sh)
 #
@@ -54,11 +55,18 @@ done
 
 day_ms=86400000
 rf=${TS_REPLICATION_FACTOR:-1}
-# name partitions retention.ms
-topics="llm.traces ${TS_TRACES_PARTITIONS:-6} $((7 * day_ms))
-llm.traces.dlq ${TS_DLQ_PARTITIONS:-3} $((30 * day_ms))
-llm.monitoring ${TS_MONITORING_PARTITIONS:-6} $((30 * day_ms))
-llm.alerts ${TS_ALERTS_PARTITIONS:-1} $((30 * day_ms))"
+mib=1048576
+# name partitions retention.ms other-configs (comma-separated, '-' for none)
+# Records may be 1 MiB (max.record.bytes) plus framing; items wrap a record, so
+# the topics after the sampler take up to 4 MiB.  The pending and state topics
+# are the sampler's own (see docs/sampling.md); state must have at least as
+# many partitions as pending.
+topics="llm.traces ${TS_TRACES_PARTITIONS:-6} $((7 * day_ms)) max.message.bytes=$((2 * mib))
+llm.traces.dlq ${TS_DLQ_PARTITIONS:-3} $((30 * day_ms)) max.message.bytes=$((4 * mib))
+llm.monitoring.pending ${TS_PENDING_PARTITIONS:-6} $((7 * day_ms)) max.message.bytes=$((4 * mib))
+llm.monitoring.state ${TS_PENDING_PARTITIONS:-6} -1 cleanup.policy=compact
+llm.monitoring ${TS_MONITORING_PARTITIONS:-6} $((30 * day_ms)) max.message.bytes=$((4 * mib))
+llm.alerts ${TS_ALERTS_PARTITIONS:-1} $((30 * day_ms)) -"
 
 for n in $rf $(printf '%s\n' "$topics" | awk '{print $2}'); do
     case $n in
@@ -78,7 +86,7 @@ existing=$(printf '%s\n' "$meta" |
 "$here/kafka.sh" fetch >/dev/null || die "cannot get the kafka jars (see above)"
 
 rc=0
-while read -r name parts retention; do
+while read -r name parts retention extra; do
     have=$(printf '%s\n' "$existing" | awk -v t="$name" '$1 == t {print $2}')
     if [ -n "$have" ]; then
         if [ "$have" -ne "$parts" ]; then
@@ -88,13 +96,18 @@ while read -r name parts retention; do
         printf 'topics: %s exists (%s partitions)\n' "$name" "$have"
         continue
     fi
+    configs=(--config "retention.ms=$retention" --config compression.type=producer)
+    if [ "$extra" != - ]; then
+        IFS=, read -r -a more <<<"$extra"
+        for c in "${more[@]}"; do configs+=(--config "$c"); done
+    fi
     if "$here/kafka.sh" run-class org.apache.kafka.tools.TopicCommand \
         --bootstrap-server "$brokers" --create --if-not-exists --topic "$name" \
-        --partitions "$parts" --replication-factor "$rf" \
-        --config "retention.ms=$retention" --config compression.type=producer \
+        --partitions "$parts" --replication-factor "$rf" "${configs[@]}" \
         >/dev/null; then
-        printf 'topics: %s created (%s partitions, replication %s, retention %s days, compression.type=producer)\n' \
-            "$name" "$parts" "$rf" "$((retention / day_ms))"
+        printf 'topics: %s created (%s partitions, replication %s, retention %s, compression.type=producer%s)\n' \
+            "$name" "$parts" "$rf" "$([ "$retention" = -1 ] && echo forever || echo "$((retention / day_ms)) days")" \
+            "$([ "$extra" = - ] || echo ", $extra")"
     else
         printf "%% ERROR: cannot create topic '%s' on '%s'\n" "$name" "$brokers" >&2
         rc=1
