@@ -356,6 +356,19 @@ static void update_lag(struct eos *e)
 	if (rd_kafka_assignment(e->consumer, &pos) || !pos)
 		return;
 	rd_kafka_position(e->consumer, pos);
+	/* Until a partition's first message after an assignment the position is
+	 * unknown: then the committed offset is where it stands. */
+	int unknown = 0;
+	for (int i = 0; i < pos->cnt; i++)
+		unknown |= pos->elems[i].offset < 0;
+	if (unknown) {
+		rd_kafka_topic_partition_list_t *com = rd_kafka_topic_partition_list_copy(pos);
+		if (rd_kafka_committed(e->consumer, com, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+			for (int i = 0; i < pos->cnt; i++)
+				if (pos->elems[i].offset < 0)
+					pos->elems[i].offset = com->elems[i].offset;
+		rd_kafka_topic_partition_list_destroy(com);
+	}
 	int64_t lag = 0;
 	for (int i = 0; i < pos->cnt; i++) {
 		int64_t lo, hi;

@@ -15,26 +15,42 @@ static int64_t wall_ms(void)
 	return tstime_now_us() / 1000;
 }
 
+/* The largest dead letter sent whole: the producer's limit less room for
+ * key and headers.  A larger one is cut to its first DLQ_KEEP_BYTES and
+ * says so in headers, rather than stopping the sampler. */
+#define DLQ_MAX_BYTES (4 * 1024 * 1024 - 65536)
+#define DLQ_KEEP_BYTES (64 * 1024)
+
 /* Sends the original message to the dead-letter topic with why. */
 static int dead_letter(struct sampler *s, struct eos *e, const rd_kafka_message_t *m,
                        const char *reason, const char *detail, int counter)
 {
-	char part[16], off[24];
+	char part[16], off[24], bytes[24];
 	const char *topic = rd_kafka_topic_name(m->rkt);
+	size_t len = m->len, key_len = m->key_len > 1024 ? 1024 : m->key_len;
 	snprintf(part, sizeof(part), "%d", (int)m->partition);
 	snprintf(off, sizeof(off), "%lld", (long long)m->offset);
-	rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+	rd_kafka_headers_t *h = rd_kafka_headers_new(7);
 	rd_kafka_header_add(h, "ts-reason", -1, reason, -1);
 	rd_kafka_header_add(h, "ts-error", -1, detail, -1);
 	rd_kafka_header_add(h, "ts-source-topic", -1, topic, -1);
 	rd_kafka_header_add(h, "ts-source-partition", -1, part, -1);
 	rd_kafka_header_add(h, "ts-source-offset", -1, off, -1);
-	int rc = eos_produce(e, s->conf->dlq, RD_KAFKA_PARTITION_UA, m->key, m->key_len,
-	                     m->payload, m->len, h);
+	if (len > DLQ_MAX_BYTES || key_len != m->key_len) {
+		snprintf(bytes, sizeof(bytes), "%zu", m->len);
+		rd_kafka_header_add(h, "ts-truncated", -1, "true", -1);
+		rd_kafka_header_add(h, "ts-original-bytes", -1, bytes, -1);
+		if (len > DLQ_MAX_BYTES)
+			len = DLQ_KEEP_BYTES;
+	}
+	int rc = eos_produce(e, s->conf->dlq, RD_KAFKA_PARTITION_UA, m->key, key_len,
+	                     m->payload, len, h);
 	rd_kafka_headers_destroy(h);
-	pthread_mutex_lock(&s->lock);
-	s->dead[counter]++;
-	pthread_mutex_unlock(&s->lock);
+	if (rc == 0) {
+		pthread_mutex_lock(&s->lock);
+		s->dead[counter]++;
+		pthread_mutex_unlock(&s->lock);
+	}
 	return rc;
 }
 

@@ -279,3 +279,367 @@ def items_of(msgs):
         if v.get("type") == "item":
             out.append(v)
     return out
+
+
+# ---- raw messages (added for the dead-letter tests) ----------------------
+
+_KDELIM, _MDELIM = b"\x1f", b"\x1e"
+
+
+def produce_msgs(topic_name, msgs, partition=None):
+    """Publishes (key, payload) pairs with one kcat, in order: key None gives a
+    message without key, payload None one with a null value (bytes or str).
+    Neither may contain the bytes 0x1e or 0x1f, nor be empty (empty means null)."""
+    data = bytearray()
+    for key, payload in msgs:
+        k = key.encode() if isinstance(key, str) else (key or b"")
+        v = payload.encode() if isinstance(payload, str) else (payload or b"")
+        for part in (k, v):
+            assert _KDELIM not in part and _MDELIM not in part, "a delimiter byte in a message"
+        data += k + _KDELIM + v + _MDELIM
+    args = ["kcat", "-P", "-b", BROKERS, "-t", topic_name, "-K", "\\x1f", "-D", "\\x1e", "-Z",
+            "-X", "message.max.bytes=16000000"]
+    if partition is not None:
+        args += ["-p", str(partition)]
+    subprocess.run(args, input=bytes(data), check=True, timeout=timeout(120))
+
+
+def consume_raw(topic_name, committed=True):
+    """Every message now in the topic, with key and payload as bytes (None when
+    null): dicts (partition, offset, key, payload, headers), in each partition's order."""
+    iso = "isolation.level=" + ("read_committed" if committed else "read_uncommitted")
+    base = ["kcat", "-C", "-b", BROKERS, "-t", topic_name, "-o", "beginning", "-e", "-q",
+            "-X", iso, "-X", "fetch.message.max.bytes=16000000"]
+    p = subprocess.run(base + ["-f", "%p %o %K %S\\n%k%s\\n"], capture_output=True, timeout=timeout(120))
+    out, buf, i = {}, p.stdout, 0
+    while i < len(buf):
+        nl = buf.index(b"\n", i)
+        part, off, klen, vlen = (int(x) for x in buf[i:nl].split())
+        i = nl + 1
+        key = buf[i:i + klen] if klen >= 0 else None
+        i += max(klen, 0)
+        val = buf[i:i + vlen] if vlen >= 0 else None
+        i += max(vlen, 0)
+        assert buf[i:i + 1] == b"\n", "kcat output out of step at byte %d" % i
+        i += 1
+        out[(part, off)] = {"partition": part, "offset": off, "key": key, "payload": val, "headers": {}}
+    # headers from the JSON envelope (payloads that are not UTF-8 survive surrogateescape)
+    p = subprocess.run(base + ["-J"], capture_output=True, timeout=timeout(120))
+    for line in p.stdout.decode("utf-8", "surrogateescape").splitlines():
+        if line.strip():
+            m = json.loads(line)
+            h = m.get("headers") or []
+            if (m["partition"], m["offset"]) in out:
+                out[(m["partition"], m["offset"])]["headers"] = dict(zip(h[0::2], h[1::2]))
+    return [out[k] for k in sorted(out)]
+
+
+def metrics(path):
+    """A Prometheus text file as {'name{labels}': value}; raises on a line that is not
+    '# ...' or 'name{labels} value'."""
+    import re
+    line_re = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"'
+                         r'(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*,?)?\})? '
+                         r'([-+]?(?:[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|NaN|[-+]Inf))( [-+]?[0-9]+)?$')
+    out = {}
+    with open(path, "rb") as f:
+        text = f.read().decode("utf-8")
+    assert text.endswith("\n"), "metrics file does not end with a newline"
+    for n, line in enumerate(text.split("\n")[:-1], 1):
+        if line.startswith("#") or not line.strip():
+            continue
+        m = line_re.match(line)
+        assert m, "metrics line %d is not 'name{labels} value': %r" % (n, line)
+        name = m.group(1) + (m.group(2) or "")
+        assert name not in out, "metrics line %d repeats %s" % (n, name)
+        out[name] = float(m.group(3))
+    return out
+
+
+# ---- the sink and the dataset store (added for the sink tests) ------------
+
+class Sink(Sampler):
+    """A tracesift-sink process on its own store; stats every 200 ms.  Runs
+    register with Sampler.running, so run() kills what a case left behind."""
+
+    def __init__(self, store, topic_name, dlq, archive=None, extra=(), name="sink"):
+        self.store = store
+        self.args = ["-b", BROKERS, "-t", topic_name, "--store", store, "--dlq", dlq,
+                     "--stats-interval-ms", "200"]
+        if archive:
+            self.args += ["--archive", archive]
+        self.args += list(extra)
+        self.name = name
+        self.instance = 0
+        self.proc = None
+        self.starts = 0
+
+    def start(self, umask=None, env=None):
+        """env: variables to add to the environment of this run."""
+        self.starts += 1
+        os.makedirs(LOGS, exist_ok=True)
+        self.log = os.path.join(LOGS, "%s-%s-%d.log" % (os.path.basename(sys.argv[0]).split(".")[0],
+                                                        self.name, self.starts))
+        logf = open(self.log, "wb")
+        kw = {} if umask is None else {"umask": umask}
+        if env:
+            kw["env"] = dict(os.environ, **env)
+        self.proc = subprocess.Popen([os.path.join(BIN, "tracesift-sink")] + self.args,
+                                     stdout=subprocess.DEVNULL, stderr=logf, **kw)
+        logf.close()
+        Sampler.running.append(self)
+        return self
+
+    def stop(self, sig=signal.SIGTERM, wait=60):
+        """Signals it and returns its exit status (AssertionError if it does not stop)."""
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout(wait))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("sink did not stop within %d s of signal %d: %s" %
+                                 (wait, sig, self.stderr()[-2000:]))
+
+    def consumed(self):
+        """Messages this process consumed, as of its last stats line."""
+        return self.stats().get("consumed", 0)
+
+    def wait_consumed(self, n, seconds=120):
+        """Waits until this process consumed at least n messages (or died)."""
+        wait_until("the sink to consume %d messages" % n, lambda: self.consumed() >= n or not self.alive(),
+                   seconds)
+        assert self.alive(), "sink stopped (exit %s): %s" % (self.proc.returncode, self.stderr()[-2000:])
+
+
+def sink_item(rec, dataset, batch=None, position=None, seed=1, offset=0):
+    """The item the sampler writes for rec selected into dataset (docs/sampling.md)."""
+    item = {"type": "item", "id": rec["trace_id"]}
+    if batch is not None:
+        item.update(batch=batch, position=position)
+    item.update({"dataset": dataset, "class": "default", "rate": 1.0, "seed": seed, "draw": 0.5,
+                 "source": {"topic": "llm.traces", "partition": 0, "offset": offset},
+                 "selected_at": "2026-11-26T21:04:05.123456Z", "record": rec})
+    return item
+
+
+def sink_trigger(dataset, batch, ids, batch_size):
+    return {"type": "batch", "dataset": dataset, "batch": batch, "size": len(ids), "batch_size": batch_size,
+            "partial": len(ids) < batch_size, "closed_at": "2026-11-26T21:04:06.000001Z", "items": list(ids)}
+
+
+def sink_messages(recs, dataset, batch_size=0, seed=1, partial_tail=True):
+    """What the sampler writes for recs selected into dataset, as dicts: the items,
+    and with batch_size > 0 the batch numbers and a trigger after every
+    batch_size items (and a partial trigger for a rest when partial_tail)."""
+    out, ids = [], []
+    for i, rec in enumerate(recs):
+        if batch_size:
+            out.append(sink_item(rec, dataset, i // batch_size + 1, i % batch_size, seed, i))
+            ids.append(rec["trace_id"])
+            if len(ids) == batch_size:
+                out.append(sink_trigger(dataset, i // batch_size + 1, ids, batch_size))
+                ids = []
+        else:
+            out.append(sink_item(rec, dataset, seed=seed, offset=i))
+    if ids and partial_tail:
+        out.append(sink_trigger(dataset, len(recs) // batch_size + 1, ids, batch_size))
+    return out
+
+
+def end_offsets(topic_name, partitions):
+    """{partition: the offset the next message will get}."""
+    args = ["kcat", "-Q", "-b", BROKERS]
+    for p in range(partitions):
+        args += ["-t", "%s:%d:-1" % (topic_name, p)]
+    out = subprocess.run(args, capture_output=True, check=True, timeout=timeout(60)).stdout.decode()
+    ends = {}
+    for line in out.splitlines():
+        parts = line.split()       # TOPIC [P] offset N
+        if len(parts) == 4 and parts[2] == "offset":
+            ends[int(parts[1].strip("[]"))] = int(parts[3])
+    assert len(ends) == partitions, "kcat -Q: %r" % out
+    return ends
+
+
+def store_modes(store):
+    """Paths in the store whose mode is not 0700 (folders) or 0600 (files), with the mode."""
+    bad = []
+    for d, dirs, files in os.walk(store):
+        for name, want in [(None, 0o700)] + [(f, 0o600) for f in files]:
+            path = d if name is None else os.path.join(d, name)
+            mode = os.lstat(path).st_mode & 0o7777
+            if mode != want:
+                bad.append("%s %04o" % (os.path.relpath(path, os.path.dirname(store)), mode))
+    return bad
+
+
+def _zstd(args, data, what):
+    p = subprocess.run(["zstd", "-q"] + args, input=data, capture_output=True, timeout=timeout(120))
+    assert p.returncode == 0, "zstd %s %s: %s" % (" ".join(args), what, p.stderr.decode()[-500:])
+    return p.stdout
+
+
+def store_read(store):
+    """The store as its MANIFEST says, read with zstd and no tracesift code:
+    {"offsets": {(topic, partition): next}, "manifest": {...}, "datasets": {name:
+    {"lines": [item bytes...], "batches": [dicts from the batches file], "open": [...],
+    "segments": [(path, committed bytes, size on disk)]}}}.  Asserts that every
+    segment's committed bytes pass `zstd -t` and decode to as many lines as it says."""
+    with open(os.path.join(store, "MANIFEST"), "rb") as f:
+        mf = json.loads(f.read())
+    assert mf.get("format") == "tracesift-store" and mf.get("version") == 1, "MANIFEST: %r" % mf
+    out = {"manifest": mf, "datasets": {}, "offsets": {}}
+    for key, nxt in mf["offsets"].items():
+        t, p = key.rsplit("/", 1)
+        out["offsets"][(t, int(p))] = nxt
+    for name, ds in mf["datasets"].items():
+        folder = os.path.join(store, "datasets", name)
+        lines, segs = [], []
+        for seg in ds["segments"]:
+            path = os.path.join(folder, seg["file"])
+            with open(path, "rb") as f:
+                data = f.read()
+            assert len(data) >= seg["bytes"], "%s: %d bytes on disk, %d committed" % (path, len(data), seg["bytes"])
+            data = data[:seg["bytes"]]
+            _zstd(["-t", "-"], data, path)
+            text = _zstd(["-dc", "-"], data, path)
+            got = text.split(b"\n")
+            assert got[-1] == b"", "%s: does not end with a newline" % path
+            assert len(got) - 1 == seg["items"], "%s: %d lines, manifest says %d" % (path, len(got) - 1, seg["items"])
+            lines += got[:-1]
+            segs.append((path, seg["bytes"], os.path.getsize(path)))
+        assert len(lines) == ds["items"], "%s: %d lines, manifest says %d items" % (name, len(lines), ds["items"])
+        batches = []
+        if ds["batches"]["bytes"]:
+            with open(os.path.join(folder, "batches"), "rb") as f:
+                text = f.read()[:ds["batches"]["bytes"]]
+            batches = [json.loads(l) for l in text.split(b"\n")[:-1]]
+            assert len(batches) == ds["batches"]["count"], "%s: batches file and manifest disagree" % name
+        out["datasets"][name] = {"lines": lines, "batches": batches, "open": ds["open_batches"],
+                                 "segments": segs}
+    return out
+
+
+def store_offsets(store, topic_name):
+    """{partition: next offset} of topic_name in the store's MANIFEST ({} before one)."""
+    try:
+        with open(os.path.join(store, "MANIFEST"), "rb") as f:
+            offs = json.loads(f.read())["offsets"]
+    except (OSError, ValueError):
+        return {}
+    return {int(k.rsplit("/", 1)[1]): v for k, v in offs.items() if k.rsplit("/", 1)[0] == topic_name}
+
+
+def produce_paced(topic_name, by_partition, seconds, key=None):
+    """Publishes {partition: [payload bytes]} at an even pace over about seconds
+    (one kcat per partition fed as time goes), so that a consumer sees a stream.
+    key: a function payload -> key (bytes or str), or None."""
+    procs = {}
+    for p in by_partition:
+        procs[p] = subprocess.Popen(["kcat", "-P", "-b", BROKERS, "-t", topic_name, "-p", str(p),
+                                     "-K", "\\x1f", "-D", "\\x1e", "-Z", "-X", "message.max.bytes=16000000"],
+                                    stdin=subprocess.PIPE)
+    sent = {p: 0 for p in by_partition}
+    start = time.monotonic()
+    try:
+        while any(sent[p] < len(v) for p, v in by_partition.items()):
+            frac = min(1.0, (time.monotonic() - start) / seconds)
+            for p, lines in by_partition.items():
+                hi = int(len(lines) * frac)
+                if hi > sent[p]:
+                    data = bytearray()
+                    for line in lines[sent[p]:hi]:
+                        k = key(line) if key else b""
+                        k = k.encode() if isinstance(k, str) else k
+                        assert _KDELIM not in line + k and _MDELIM not in line + k, "a delimiter byte in a message"
+                        data += k + _KDELIM + line + _MDELIM
+                    procs[p].stdin.write(bytes(data))
+                    procs[p].stdin.flush()
+                    sent[p] = hi
+            time.sleep(0.05)
+    finally:
+        for p, proc in procs.items():
+            proc.stdin.close()
+        rcs = {p: proc.wait(timeout(120)) for p, proc in procs.items()}
+    assert not any(rcs.values()), "kcat -P exit status %r" % rcs
+
+
+_parsed = {}
+
+
+def _msg(line):
+    """(type, dataset, id or batch, trigger item ids) of an item or trigger line (cached)."""
+    m = _parsed.get(line)
+    if m is None:
+        v = json.loads(line)
+        m = (v["type"], v["dataset"], v["id"] if v["type"] == "item" else v["batch"], v.get("items"),
+             v.get("partial"))
+        _parsed[line] = m
+    return m
+
+
+def store_expect(store, topic_name, by_partition, at_end=False):
+    """Asserts that the store holds exactly the items of the messages of
+    topic_name below the offsets its MANIFEST records ({partition: [item and
+    trigger lines]}, no id twice): each once, byte for byte, in each
+    partition's order, and a complete batch for every trigger read.  at_end:
+    the offsets are the ends of the topic, and no file holds bytes past its
+    committed length.  Returns (store_read(store), offsets)."""
+    st = store_read(store)
+    offs = {p: st["offsets"].get((topic_name, p), 0) for p in by_partition}
+    extra = {k for k in st["offsets"] if k[0] == topic_name and k[1] not in by_partition}
+    assert not extra, "offsets of partitions that were not written: %s" % extra
+    part_of, want, triggers = {}, {}, {}
+    for p, lines in by_partition.items():
+        assert offs[p] <= len(lines), "partition %d: offset %d past the %d messages" % (p, offs[p], len(lines))
+        for line in lines[:offs[p]]:
+            kind, ds, key, ids, partial = _msg(line)
+            want.setdefault(ds, {}).setdefault(p, [])
+            if kind == "item":
+                want[ds][p].append(line)
+                part_of[line] = p
+            else:
+                triggers.setdefault(ds, []).append((key, ids, partial))
+    names = set(st["datasets"])
+    assert names <= set(want), "datasets %s, expected at most %s" % (sorted(names), sorted(want))
+    for ds in want:
+        got = st["datasets"].get(ds, {"lines": [], "batches": [], "open": []})
+        n = sum(len(v) for v in want[ds].values())
+        assert len(got["lines"]) == n, "dataset '%s': %d items stored, %d below the offsets %r" % (
+            ds, len(got["lines"]), n, offs)
+        for p, lines in want[ds].items():
+            mine = [l for l in got["lines"] if part_of.get(l) == p]
+            if mine != lines:
+                i = next((i for i, (x, y) in enumerate(zip(mine, lines)) if x != y), min(len(mine), len(lines)))
+                raise AssertionError("dataset '%s', partition %d: %d items stored, %d expected, first "
+                                     "difference at item %d" % (ds, p, len(mine), len(lines), i))
+        seq = {_msg(l)[2]: i for i, l in enumerate(got["lines"])}
+        trig = triggers.get(ds, [])
+        batches = sorted(got["batches"], key=lambda b: b["batch"])
+        assert [b["batch"] for b in batches] == sorted(t[0] for t in trig), \
+            "dataset '%s': complete batches %s, triggers read %s" % (
+                ds, [b["batch"] for b in batches][-5:], sorted(t[0] for t in trig)[-5:])
+        for b, (num, ids, partial) in zip(batches, sorted(trig)):
+            assert b["size"] == len(ids) and b["partial"] == partial and \
+                b["first_seq"] == min(seq[i] for i in ids), "dataset '%s': batch %r, trigger of %d items" % (
+                    ds, b, len(ids))
+        assert all(not o["trigger"] for o in got["open"]), "open batches with a trigger: %r" % got["open"]
+    if at_end:
+        ends = end_offsets(topic_name, len(by_partition))
+        assert offs == ends, "store offsets %r, ends of the topic %r" % (offs, ends)
+        for ds, d in st["datasets"].items():
+            for path, committed, size in d["segments"]:
+                assert size == committed, "%s: %d bytes, %d committed" % (path, size, committed)
+            folder = os.path.join(store, "datasets", ds)
+            listed = {os.path.basename(s[0]) for s in d["segments"]}
+            unlisted = [f for f in os.listdir(folder) if f.startswith("seg-") and f not in listed]
+            assert not unlisted, "segments the MANIFEST does not list: %s" % unlisted
+            mf = st["manifest"]["datasets"][ds]
+            for f in ("ids", "batches"):
+                path = os.path.join(folder, f)
+                size = os.path.getsize(path) if os.path.exists(path) else 0
+                assert size == mf[f]["bytes"], "%s: %d bytes, %d committed" % (path, size, mf[f]["bytes"])
+    return st, offs
