@@ -12,7 +12,7 @@
 .DEFAULT_GOAL := all
 
 CC      ?= cc
-PKGS    := rdkafka libcjson libzstd
+PKGS    := rdkafka libcjson libzstd libcurl
 V       ?= 0
 SAN     ?= 0
 Q       := $(if $(filter 1,$(V)),,@)
@@ -20,7 +20,7 @@ VARIANT := $(if $(filter 1,$(SAN)),san,rel)
 B       := build/$(VARIANT)
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(filter-out libcurl,$(PKGS)) 2>/dev/null)
 
 OPT      := $(if $(filter 1,$(SAN)),-O1,-O2)
 SANITIZE := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -40,8 +40,13 @@ LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o)
 PRODUCE_SRCS := producer/produce.c
 LOADGEN_SRCS := $(wildcard producer/loadgen/*.c)
 SAMPLER_SRCS := $(wildcard sampler/*.c)
+SINK_SRCS    := sink/sink.c sink/item.c $(wildcard sink/opik.c)
+DATASET_SRCS := $(wildcard sink/dataset.c)
+# Only the sink (its HTTP target) and the evaluator link libcurl.
+CURL_LIBS    := $(shell pkg-config --libs libcurl 2>/dev/null)
 
-PROGS := bin/tracesift-produce bin/tracesift-loadgen bin/tracesift-sampler
+PROGS := bin/tracesift-produce bin/tracesift-loadgen bin/tracesift-sampler bin/tracesift-sink \
+         $(if $(DATASET_SRCS),bin/tracesift-dataset)
 LIBRARIES := lib/libtracesift.a lib/libtracesift.so.1 lib/libtracesift.so lib/tracesift.h
 
 # Tests: tests/unit/tNNNN-*.c and tests/integration/tNNNN-*.c are one program each,
@@ -104,6 +109,16 @@ bin/tracesift-sampler: $(SAMPLER_SRCS:%.c=$(B)/%.o) $(B)/libtscore.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
 
+bin/tracesift-sink: $(SINK_SRCS:%.c=$(B)/%.o) $(B)/libtscore.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS) $(CURL_LIBS)
+
+bin/tracesift-dataset: $(DATASET_SRCS:%.c=$(B)/%.o) $(B)/sink/item.o $(B)/libtscore.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
+
 $(B)/tests/%: tests/%.c lib/libtracesift.a tests/test.h
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
@@ -152,3 +167,12 @@ clean:
 	rm -rf build bin lib
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# --- tests/tools/t-opik: the Opik dataset target's driver (sink/opik.c, libcurl) ---
+OPIK_CURL_CFLAGS := $(shell pkg-config --cflags libcurl 2>/dev/null)
+OPIK_CURL_LIBS   := $(shell pkg-config --libs libcurl 2>/dev/null || echo -lcurl)
+$(B)/sink/opik.o: ALL_CFLAGS += $(OPIK_CURL_CFLAGS)
+$(B)/tests/tools/t-opik: tests/tools/t-opik.c $(B)/sink/opik.o lib/libtracesift.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -Isink $(OPIK_CURL_CFLAGS) -o $@ $< $(B)/sink/opik.o lib/libtracesift.a $(ALL_LDFLAGS) $(LIBS) $(OPIK_CURL_LIBS)

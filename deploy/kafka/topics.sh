@@ -66,6 +66,7 @@ llm.traces.dlq ${TS_DLQ_PARTITIONS:-3} $((30 * day_ms)) max.message.bytes=$((4 *
 llm.monitoring.pending ${TS_PENDING_PARTITIONS:-6} $((7 * day_ms)) max.message.bytes=$((4 * mib))
 llm.monitoring.state ${TS_PENDING_PARTITIONS:-6} -1 cleanup.policy=compact
 llm.monitoring ${TS_MONITORING_PARTITIONS:-6} $((30 * day_ms)) max.message.bytes=$((4 * mib))
+llm.monitoring.dlq ${TS_DLQ_PARTITIONS:-3} $((30 * day_ms)) max.message.bytes=$((4 * mib))
 llm.alerts ${TS_ALERTS_PARTITIONS:-1} $((30 * day_ms)) -"
 
 for n in $rf $(printf '%s\n' "$topics" | awk '{print $2}'); do
