@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 void sbuf_init(struct sbuf *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -36,28 +40,6 @@ int sbuf_reserve(struct sbuf *s, size_t n)
 	return 0;
 }
 
-void sbuf_put(struct sbuf *s, const void *p, size_t n)
-{
-	if (sbuf_reserve(s, n))
-		return;
-	memcpy(s->buf + s->len, p, n);
-	s->len += n;
-	s->buf[s->len] = '\0';
-}
-
-void sbuf_putc(struct sbuf *s, char c)
-{
-	if (sbuf_reserve(s, 1))
-		return;
-	s->buf[s->len++] = c;
-	s->buf[s->len] = '\0';
-}
-
-void sbuf_puts(struct sbuf *s, const char *str)
-{
-	sbuf_put(s, str, strlen(str));
-}
-
 void sbuf_printf(struct sbuf *s, const char *fmt, ...)
 {
 	va_list ap;
@@ -72,34 +54,80 @@ void sbuf_printf(struct sbuf *s, const char *fmt, ...)
 	s->len += (size_t)n;
 }
 
-void sbuf_put_jstr(struct sbuf *s, const char *str, size_t n)
+/* 1 for the bytes that a JSON string must escape: controls, '"' and '\\'. */
+static const unsigned char must_escape[256] = {
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x00 */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x10 */
+	0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20: '"' */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x30 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x40 */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* 0x50: '\\' */
+	/* the rest: 0 */
+};
+
+#if defined(__SSE2__)
+/* How many of the 16 bytes at p need no escaping before the first that does. */
+static int plain_prefix16(const char *p)
+{
+	const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+	const __m128i ctl_max = _mm_set1_epi8(0x1f);
+	__m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+	/* unsigned v <= 0x1f: bytes >= 0x80 (UTF-8) need no escaping */
+	__m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+	                         _mm_cmpeq_epi8(_mm_min_epu8(v, ctl_max), v));
+	int mask = _mm_movemask_epi8(m);
+	return mask ? __builtin_ctz((unsigned)mask) : 16;
+}
+#endif
+
+/* Writes byte c of a JSON string at o, escaped if it must be; returns the
+ * end (at most 6 bytes on). */
+static inline char *put_jbyte(char *o, unsigned char c)
 {
 	static const char hex[] = "0123456789abcdef";
+	if (!must_escape[c]) {
+		*o++ = (char)c;
+		return o;
+	}
+	*o++ = '\\';
+	switch (c) {
+	case '"':  *o++ = '"'; break;
+	case '\\': *o++ = '\\'; break;
+	case '\n': *o++ = 'n'; break;
+	case '\r': *o++ = 'r'; break;
+	case '\t': *o++ = 't'; break;
+	case '\b': *o++ = 'b'; break;
+	case '\f': *o++ = 'f'; break;
+	default:
+		*o++ = 'u'; *o++ = '0'; *o++ = '0';
+		*o++ = hex[c >> 4]; *o++ = hex[c & 15];
+	}
+	return o;
+}
+
+void sbuf_put_jstr(struct sbuf *s, const char *str, size_t n)
+{
 	/* worst case: every byte becomes \u00XX */
-	if (sbuf_reserve(s, n * 6 + 2))
+	if (!sbuf_fits(s, n * 6 + 2) && sbuf_reserve(s, n * 6 + 2))
 		return;
 	char *o = s->buf + s->len;
 	*o++ = '"';
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)str[i];
-		if (c >= 0x20 && c != '"' && c != '\\') {
-			*o++ = (char)c;
-			continue;
-		}
-		*o++ = '\\';
-		switch (c) {
-		case '"':  *o++ = '"'; break;
-		case '\\': *o++ = '\\'; break;
-		case '\n': *o++ = 'n'; break;
-		case '\r': *o++ = 'r'; break;
-		case '\t': *o++ = 't'; break;
-		case '\b': *o++ = 'b'; break;
-		case '\f': *o++ = 'f'; break;
-		default:
-			*o++ = 'u'; *o++ = '0'; *o++ = '0';
-			*o++ = hex[c >> 4]; *o++ = hex[c & 15];
-		}
+	size_t i = 0;
+#if defined(__SSE2__)
+	/* Text is mostly plain bytes: copy 16 at a time, up to the first byte
+	 * that needs escaping.  Storing all 16 is safe: with 16 bytes left to
+	 * write, the room reserved above is at least 96. */
+	while (n - i >= 16) {
+		int k = plain_prefix16(str + i);
+		_mm_storeu_si128((__m128i *)(void *)o, _mm_loadu_si128((const __m128i *)(const void *)(str + i)));
+		o += k;
+		i += (size_t)k;
+		if (k < 16)
+			o = put_jbyte(o, (unsigned char)str[i++]);
 	}
+#endif
+	for (; i < n; i++)
+		o = put_jbyte(o, (unsigned char)str[i]);
 	*o++ = '"';
 	s->len = (size_t)(o - s->buf);
 	s->buf[s->len] = '\0';
@@ -118,4 +146,19 @@ char *sbuf_detach(struct sbuf *s, size_t *len)
 		*len = s->len;
 	sbuf_init(s);
 	return b;
+}
+
+char *sbuf_copy(const struct sbuf *s, size_t *len)
+{
+	if (s->oom)
+		return NULL;
+	char *c = malloc(s->len + 1);
+	if (!c)
+		return NULL;
+	if (s->len)
+		memcpy(c, s->buf, s->len);
+	c[s->len] = '\0';
+	if (len)
+		*len = s->len;
+	return c;
 }
