@@ -352,6 +352,21 @@ static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
 	}
 }
 
+/* JSONL needs one line per item: in valid JSON a raw CR or LF can only be
+ * whitespace between tokens, so it becomes a space.  Returns json itself
+ * when there is none, else a copy in *tmp (caller frees). */
+static const char *one_line(const char *json, size_t len, char **tmp)
+{
+	*tmp = NULL;
+	if (!memchr(json, '\n', len) && !memchr(json, '\r', len))
+		return json;
+	if (!(*tmp = malloc(len)))
+		return NULL;
+	for (size_t i = 0; i < len; i++)
+		(*tmp)[i] = json[i] == '\n' || json[i] == '\r' ? ' ' : json[i];
+	return *tmp;
+}
+
 /* One consumed message into the store (or the dead-letter topic). */
 static int handle(struct store_writer *w, rd_kafka_t *dlqp, const struct opts *o,
                   const rd_kafka_message_t *m, struct counters *n)
@@ -370,7 +385,14 @@ static int handle(struct store_writer *w, rd_kafka_t *dlqp, const struct opts *o
 			n->dead++;
 			return dead_letter(dlqp, o->dlq, m, rec_reason_name(r), err);
 		}
-		int rc = store_add(w, o->archive, info.trace_id, -1, -1, m->payload, m->len, err, sizeof(err));
+		char *tmp;
+		const char *line = one_line(m->payload, m->len, &tmp);
+		int rc = line ? store_add(w, o->archive, info.trace_id, -1, -1, line, m->len, err, sizeof(err)) : -1;
+		free(tmp);
+		if (!line) {
+			fprintf(stderr, "%% ERROR: out of memory\n");
+			return -1;
+		}
 		n->items += rc == 1;
 		n->duplicates += rc == 0;
 		if (rc < 0) {
@@ -393,7 +415,15 @@ static int handle(struct store_writer *w, rd_kafka_t *dlqp, const struct opts *o
 		snprintf(err, sizeof(err), "out of memory");
 		n->items += rc == 1;
 	} else {
-		rc = store_add(w, msg.dataset, msg.id, msg.batch, msg.position, m->payload, m->len, err, sizeof(err));
+		char *tmp;
+		const char *line = one_line(m->payload, m->len, &tmp);
+		if (!line) {
+			sink_msg_release(&msg);
+			fprintf(stderr, "%% ERROR: out of memory\n");
+			return -1;
+		}
+		rc = store_add(w, msg.dataset, msg.id, msg.batch, msg.position, line, m->len, err, sizeof(err));
+		free(tmp);
 		n->items += rc == 1;
 		n->duplicates += rc == 0;
 	}
@@ -406,15 +436,18 @@ static int handle(struct store_writer *w, rd_kafka_t *dlqp, const struct opts *o
 }
 
 /* Dead letters first (they must not be lost once their offsets are
- * committed), then the store.  Returns 0 or -1 (nothing advanced). */
-static int commit(struct store_writer *w, rd_kafka_t *dlqp, struct counters *n, int verbosity)
+ * committed), then the store.  Returns 0, -1 (nothing advanced: retry), or
+ * -2 (a dead letter was lost: stop without committing past it, so that a
+ * restart reads it again from the store's offsets). */
+static int commit(struct store_writer *w, rd_kafka_t *dlqp, const char *dlq, struct counters *n,
+                  int verbosity)
 {
 	char err[512];
 	if (rd_kafka_flush(dlqp, 30000) != RD_KAFKA_RESP_ERR_NO_ERROR || dlq_failed) {
-		dlq_failed = 0;
-		fprintf(stderr, "%% ERROR: dead letters not all delivered: not committing\n");
+		fprintf(stderr, "%% ERROR: dead letters could not be delivered to '%s': stopping without "
+		        "committing past them (a restart reads them again)\n", dlq);
 		n->commit_failures++;
-		return -1;
+		return -2;
 	}
 	if (opik) {
 		int r = outbox_flush();
@@ -558,7 +591,12 @@ int main(int argc, char **argv)
 		if (failing) {
 			/* Stopped: nothing is consumed until the staged data is durable. */
 			if (mono_ms() >= retry_at) {
-				if (commit(w, dlqp, &n, o.verbosity) == 0) {
+				int c = commit(w, dlqp, o.dlq, &n, o.verbosity);
+				if (c == -2) {
+					rc = 1;
+					break;
+				}
+				if (c == 0) {
 					failing = 0;
 					pause_all(consumer, 0);
 					fprintf(stderr, "%% sink: store writable again: resumed\n");
@@ -586,7 +624,12 @@ int main(int argc, char **argv)
 				rd_kafka_message_destroy(m);
 			}
 			if (mono_ms() - last_commit >= o.commit_interval_ms || store_staged(w) >= o.commit_items) {
-				if (commit(w, dlqp, &n, o.verbosity)) {
+				int c = commit(w, dlqp, o.dlq, &n, o.verbosity);
+				if (c == -2) {
+					rc = 1;
+					break;
+				}
+				if (c) {
 					failing = 1;
 					pause_all(consumer, 1);
 					retry_at = mono_ms() + 1000;
@@ -601,7 +644,7 @@ int main(int argc, char **argv)
 		}
 	}
 	/* Stopping: what was read is committed, unless the store refuses. */
-	if (rc == 0 && commit(w, dlqp, &n, o.verbosity)) {
+	if (rc == 0 && commit(w, dlqp, o.dlq, &n, o.verbosity)) {
 		fprintf(stderr, "%% ERROR: stopping with uncommitted items: they will be read again\n");
 		rc = 1;
 	}
