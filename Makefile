@@ -94,30 +94,30 @@ lib/tracesift.h: producer/tracesift.h
 	@mkdir -p $(@D)
 	$(Q)cp $< $@
 
-bin/tracesift-produce: $(PRODUCE_SRCS:%.c=$(B)/%.o) lib/libtracesift.a
+bin/tracesift-produce: $(PRODUCE_SRCS:%.c=$(B)/%.o) lib/libtracesift.a $(VARIANT_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
+	$(Q)$(CC) -o $@ $(filter-out $(VARIANT_STAMP),$^) $(ALL_LDFLAGS) $(LIBS)
 
-bin/tracesift-loadgen: $(LOADGEN_SRCS:%.c=$(B)/%.o) lib/libtracesift.a
+bin/tracesift-loadgen: $(LOADGEN_SRCS:%.c=$(B)/%.o) lib/libtracesift.a $(VARIANT_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
+	$(Q)$(CC) -o $@ $(filter-out $(VARIANT_STAMP),$^) $(ALL_LDFLAGS) $(LIBS)
 
-bin/tracesift-sampler: $(SAMPLER_SRCS:%.c=$(B)/%.o) $(B)/libtscore.a
+bin/tracesift-sampler: $(SAMPLER_SRCS:%.c=$(B)/%.o) $(B)/libtscore.a $(VARIANT_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
+	$(Q)$(CC) -o $@ $(filter-out $(VARIANT_STAMP),$^) $(ALL_LDFLAGS) $(LIBS)
 
-bin/tracesift-sink: $(SINK_SRCS:%.c=$(B)/%.o) $(B)/libtscore.a
+bin/tracesift-sink: $(SINK_SRCS:%.c=$(B)/%.o) $(B)/libtscore.a $(VARIANT_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS) $(CURL_LIBS)
+	$(Q)$(CC) -o $@ $(filter-out $(VARIANT_STAMP),$^) $(ALL_LDFLAGS) $(LIBS) $(CURL_LIBS)
 
-bin/tracesift-dataset: $(DATASET_SRCS:%.c=$(B)/%.o) $(B)/sink/item.o $(B)/libtscore.a
+bin/tracesift-dataset: $(DATASET_SRCS:%.c=$(B)/%.o) $(B)/sink/item.o $(B)/libtscore.a $(VARIANT_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
+	$(Q)$(CC) -o $@ $(filter-out $(VARIANT_STAMP),$^) $(ALL_LDFLAGS) $(LIBS)
 
 $(B)/tests/%: tests/%.c lib/libtracesift.a tests/test.h
 	@mkdir -p $(@D)

@@ -56,7 +56,7 @@ static int conf_set_all(rd_kafka_conf_t *c, const char *const props[][2], size_t
 
 static int conf_set_user(rd_kafka_conf_t *c, const struct eos_conf *ec, char *errstr, size_t size)
 {
-	char err[512];
+	char err[256];
 	for (int i = 0; i < ec->nkafka_props; i++) {
 		const char *k = ec->kafka_props[2 * i], *v = ec->kafka_props[2 * i + 1];
 		if (rd_kafka_conf_set(c, k, v, err, sizeof(err)) != RD_KAFKA_CONF_OK) {

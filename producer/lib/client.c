@@ -366,7 +366,13 @@ uint64_t ts_client_destroy(ts_client_t *c, ts_stats_t *final_stats)
 		while (in_queue(c) > 0 && mono_ms() < deadline)
 			sleep_ms(2);
 	}
+	/* The poller may be waiting in rd_kafka_poll() for up to 50 ms: wake it.
+	 * A yield that comes before it waits makes its next poll return at once,
+	 * and it sees the flag then. */
 	atomic_store(&c->stop_poller, 1);
+	rd_kafka_queue_t *mainq = rd_kafka_queue_get_main(c->rk);
+	rd_kafka_queue_yield(mainq);
+	rd_kafka_queue_destroy(mainq);
 	pthread_join(c->poller, NULL);
 	ts_client_stats(c, final_stats);
 	uint64_t undelivered = atomic_load(&c->failed) + in_queue(c);

@@ -14,19 +14,29 @@
  * three levels less deep than a whole record. */
 #define FIELD_MAX_DEPTH (REC_MAX_DEPTH_DEFAULT - 3)
 
-struct meta_entry {
-	char *key;  /* UTF-8 clean text */
-	char *json; /* valid JSON text */
+/* JSON text and its length; json is NULL while the field is not set. */
+struct jtext {
+	char *json;
+	size_t len;
 };
+
+struct meta_entry {
+	char *key;          /* UTF-8 clean text */
+	struct jtext value;
+};
+
+/* Span names are usually short: those that fit live in the span. */
+#define SPAN_NAME_INLINE 40
 
 struct ts_span {
 	ts_trace_t *trace;
-	int parent;            /* index in trace->spans; -1 for the root */
+	ts_span_t *parent;     /* NULL for the root and the root's children */
 	char id[REC_SPAN_ID_LEN + 1];
-	char *name;
+	char *name;            /* name_buf, or a malloc'd copy when longer */
+	char name_buf[SPAN_NAME_INLINE];
 	ts_span_type_t type;
 	int64_t start_us, end_us, first_token_us; /* monotonic; 0: not yet */
-	char *input, *output;  /* JSON text */
+	struct jtext input, output;
 	char *model, *err_type, *err_msg;
 	struct meta_entry *meta;
 	int nmeta, capmeta;
@@ -36,17 +46,87 @@ struct ts_span {
 	int64_t in_tokens, out_tokens;
 };
 
+/* The first TRACE_INLINE_SPANS spans (the root included) live in the trace,
+ * so that a usual trace is one allocation; later ones are allocated one by
+ * one. */
+#define TRACE_INLINE_SPANS 8
+
 struct ts_trace {
 	ts_client_t *client;
 	pthread_mutex_t lock;
 	char id[REC_TRACE_ID_LEN + 1];
-	char *project;
+	char *project;         /* set by ts_trace_set_project; NULL: the client's */
 	int64_t start_wall_us, start_us;
-	ts_span_t **spans;     /* spans[0] is the root */
+	ts_span_t **spans;     /* spans[0] is the root; first_spans until it grows */
 	int nspans, capspans;
+	ts_span_t *first_spans[TRACE_INLINE_SPANS];
+	ts_span_t inline_spans[TRACE_INLINE_SPANS];
 };
 
-static const char *const type_names[] = { "general", "llm", "retrieval", "tool" };
+/* Each type as it appears in the record: a JSON string. */
+static const char *const type_json[] = { "\"general\"", "\"llm\"", "\"retrieval\"", "\"tool\"" };
+
+/* ---- the calling thread's scratch buffer ---------------------------------- */
+
+/* Records (and text escaped as JSON) are written into a buffer of the
+ * calling thread's, kept from one call to the next, and then copied into an
+ * allocation of their exact size: one allocation per record, like
+ * rd_kafka_producev's own copy, and no spare capacity held in librdkafka's
+ * queue, which counts only the length against its bound.  A thread's buffer
+ * is freed when the thread exits. */
+#define SCRATCH_KEEP_MAX (256 * 1024) /* a buffer grown larger is freed after use */
+
+static pthread_key_t scratch_key;
+static int scratch_key_ok;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p)
+{
+	sbuf_release(p);
+	free(p);
+}
+
+static void scratch_key_create(void)
+{
+	scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
+}
+
+/* So that no thread calls scratch_free() once the library is unloaded. */
+__attribute__((destructor)) static void scratch_key_delete(void)
+{
+	if (scratch_key_ok)
+		pthread_key_delete(scratch_key);
+}
+
+/* The thread's scratch buffer, emptied; or, when it has none (out of
+ * memory), fallback, initialized. */
+static struct sbuf *scratch_get(struct sbuf *fallback)
+{
+	pthread_once(&scratch_once, scratch_key_create);
+	struct sbuf *s = scratch_key_ok ? pthread_getspecific(scratch_key) : NULL;
+	if (!s && scratch_key_ok && (s = malloc(sizeof(*s)))) {
+		sbuf_init(s);
+		if (pthread_setspecific(scratch_key, s)) {
+			free(s);
+			s = NULL;
+		}
+	}
+	if (!s) {
+		sbuf_init(fallback);
+		return fallback;
+	}
+	if (s->oom) /* a failed buffer starts over */
+		sbuf_release(s);
+	s->len = 0;
+	return s;
+}
+
+/* Done with s, which scratch_get() returned. */
+static void scratch_put(struct sbuf *s, struct sbuf *fallback)
+{
+	if (s == fallback || s->cap > SCRATCH_KEEP_MAX)
+		sbuf_release(s);
+}
 
 /* ---- strings -------------------------------------------------------------- */
 
@@ -64,38 +144,46 @@ static char *dup_clean(const char *s)
 		sbuf_put(&b, s, bad);
 		if (bad == len)
 			break;
-		sbuf_put(&b, "\xef\xbf\xbd", 3);
+		sbuf_put_lit(&b, "\xef\xbf\xbd");
 		s += bad + 1;
 		len -= bad + 1;
 	}
 	return sbuf_detach(&b, NULL);
 }
 
-static int dup_json(const char *json, char **out)
+static int dup_json(const char *json, struct jtext *out)
 {
-	if (!json || json_check(json, strlen(json), FIELD_MAX_DEPTH, NULL, 0) != 0)
+	size_t len;
+	if (!json || json_check(json, len = strlen(json), FIELD_MAX_DEPTH, NULL, 0) != 0)
 		return TS_ERR_INVALID;
-	char *copy = strdup(json);
+	char *copy = malloc(len + 1);
 	if (!copy)
 		return TS_ERR_NOMEM;
-	*out = copy;
+	memcpy(copy, json, len + 1);
+	out->json = copy;
+	out->len = len;
 	return TS_OK;
 }
 
 /* The text as a JSON string. */
-static int text_to_json(const char *text, char **out)
+static int text_to_json(const char *text, struct jtext *out)
 {
 	if (!text)
 		return TS_ERR_INVALID_ARG;
-	char *clean = dup_clean(text);
-	if (!clean)
-		return TS_ERR_NOMEM;
-	struct sbuf b;
-	sbuf_init(&b);
-	sbuf_put_jstr(&b, clean, strlen(clean));
+	size_t len = strlen(text), bad;
+	char *clean = NULL;
+	if (json_utf8_check(text, len, &bad) != 0) {
+		if (!(clean = dup_clean(text)))
+			return TS_ERR_NOMEM;
+		text = clean;
+		len = strlen(clean);
+	}
+	struct sbuf fallback, *b = scratch_get(&fallback);
+	sbuf_put_jstr(b, text, len);
 	free(clean);
-	*out = sbuf_detach(&b, NULL);
-	return *out ? TS_OK : TS_ERR_NOMEM;
+	out->json = sbuf_copy(b, &out->len);
+	scratch_put(b, &fallback);
+	return out->json ? TS_OK : TS_ERR_NOMEM;
 }
 
 static void replace(char **field, char *value)
@@ -104,43 +192,71 @@ static void replace(char **field, char *value)
 	*field = value;
 }
 
+static void replace_json(struct jtext *field, struct jtext value)
+{
+	free(field->json);
+	*field = value;
+}
+
 /* ---- lifecycle ------------------------------------------------------------ */
 
-static void span_free(ts_span_t *s)
+/* Frees what the span holds, not the span itself. */
+static void span_release(ts_span_t *s)
 {
-	if (!s)
-		return;
-	free(s->name);
-	free(s->input);
-	free(s->output);
+	if (s->name != s->name_buf)
+		free(s->name);
+	free(s->input.json);
+	free(s->output.json);
 	free(s->model);
 	free(s->err_type);
 	free(s->err_msg);
 	for (int i = 0; i < s->nmeta; i++) {
 		free(s->meta[i].key);
-		free(s->meta[i].json);
+		free(s->meta[i].value.json);
 	}
 	free(s->meta);
 	for (int i = 0; i < s->ntags; i++)
 		free(s->tags[i]);
 	free(s->tags);
-	free(s);
+}
+
+/* Sets s->name to a clean copy of name, in the span when it fits. */
+static int span_set_name(ts_span_t *s, const char *name)
+{
+	size_t len = strlen(name), bad;
+	if (len < sizeof(s->name_buf) && json_utf8_check(name, len, &bad) == 0) {
+		memcpy(s->name_buf, name, len + 1);
+		s->name = s->name_buf;
+		return 0;
+	}
+	s->name = dup_clean(name);
+	return s->name ? 0 : -1;
 }
 
 /* Adds a span to t; the caller holds t->lock (or owns t alone). */
-static ts_span_t *span_add(ts_trace_t *t, int parent, const char *name, ts_span_type_t type)
+static ts_span_t *span_add(ts_trace_t *t, ts_span_t *parent, const char *name, ts_span_type_t type)
 {
 	if (t->nspans == t->capspans) {
-		int cap = t->capspans ? t->capspans * 2 : 8;
-		ts_span_t **ns = realloc(t->spans, (size_t)cap * sizeof(*ns));
+		int cap = t->capspans * 2;
+		ts_span_t **ns;
+		if (t->spans == t->first_spans) {
+			if ((ns = malloc((size_t)cap * sizeof(*ns))))
+				memcpy(ns, t->first_spans, sizeof(t->first_spans));
+		} else {
+			ns = realloc(t->spans, (size_t)cap * sizeof(*ns));
+		}
 		if (!ns)
 			return NULL;
 		t->spans = ns;
 		t->capspans = cap;
 	}
-	ts_span_t *s = calloc(1, sizeof(*s));
-	if (!s || !(s->name = dup_clean(name))) {
-		free(s);
+	ts_span_t *s = t->nspans < TRACE_INLINE_SPANS ? &t->inline_spans[t->nspans]
+	                                              : calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	if (span_set_name(s, name)) {
+		if (t->nspans >= TRACE_INLINE_SPANS)
+			free(s);
 		return NULL;
 	}
 	s->trace = t;
@@ -154,9 +270,13 @@ static ts_span_t *span_add(ts_trace_t *t, int parent, const char *name, ts_span_
 
 static void trace_free(ts_trace_t *t)
 {
-	for (int i = 0; i < t->nspans; i++)
-		span_free(t->spans[i]);
-	free(t->spans);
+	for (int i = 0; i < t->nspans; i++) {
+		span_release(t->spans[i]);
+		if (i >= TRACE_INLINE_SPANS)
+			free(t->spans[i]);
+	}
+	if (t->spans != t->first_spans)
+		free(t->spans);
 	free(t->project);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
@@ -171,10 +291,11 @@ ts_trace_t *ts_trace_begin(ts_client_t *client, const char *name)
 		return NULL;
 	pthread_mutex_init(&t->lock, NULL);
 	t->client = client;
+	t->spans = t->first_spans;
+	t->capspans = TRACE_INLINE_SPANS;
 	t->start_wall_us = tstime_now_us();
 	ids_random_hex(t->id, REC_TRACE_ID_LEN);
-	if (!(t->project = strdup(client_project(client))) ||
-	    !span_add(t, -1, name, TS_SPAN_GENERAL)) {
+	if (!span_add(t, NULL, name, TS_SPAN_GENERAL)) {
 		trace_free(t);
 		return NULL;
 	}
@@ -237,11 +358,8 @@ ts_span_t *ts_span_begin(ts_trace_t *t, ts_span_t *parent, const char *name, ts_
 	if (!t || !name || (parent && parent->trace != t))
 		return NULL;
 	pthread_mutex_lock(&t->lock);
-	int pidx = 0;
-	if (parent)
-		for (pidx = t->nspans - 1; pidx > 0 && t->spans[pidx] != parent; pidx--)
-			;
-	ts_span_t *s = span_add(t, pidx, name, type);
+	/* The record names no parent for the root's children. */
+	ts_span_t *s = span_add(t, parent == t->spans[0] ? NULL : parent, name, type);
 	pthread_mutex_unlock(&t->lock);
 	return s;
 }
@@ -269,27 +387,27 @@ const char *ts_span_id(const ts_span_t *s)
 	pthread_mutex_unlock(&(s)->trace->lock); \
 } while (0)
 
-static int set_field_json(ts_span_t *s, char **field, const char *json)
+static int set_field_json(ts_span_t *s, struct jtext *field, const char *json)
 {
-	char *v;
+	struct jtext v;
 	int rc;
 	if (!s)
 		return TS_ERR_INVALID_ARG;
 	if ((rc = dup_json(json, &v)) != TS_OK)
 		return rc;
-	LOCKED(s, replace(field, v));
+	LOCKED(s, replace_json(field, v));
 	return TS_OK;
 }
 
-static int set_field_text(ts_span_t *s, char **field, const char *text)
+static int set_field_text(ts_span_t *s, struct jtext *field, const char *text)
 {
-	char *v;
+	struct jtext v;
 	int rc;
 	if (!s)
 		return TS_ERR_INVALID_ARG;
 	if ((rc = text_to_json(text, &v)) != TS_OK)
 		return rc;
-	LOCKED(s, replace(field, v));
+	LOCKED(s, replace_json(field, v));
 	return TS_OK;
 }
 
@@ -328,9 +446,9 @@ static int grow(void **arr, int n, int *cap, size_t elem)
 	return 0;
 }
 
-/* Takes key and json (both owned) into s's metadata, replacing the key's
+/* Takes key and value (both owned) into s's metadata, replacing the key's
  * earlier value. */
-static int meta_put(ts_span_t *s, char *key, char *json)
+static int meta_put(ts_span_t *s, char *key, struct jtext value)
 {
 	int rc = TS_OK, i;
 	pthread_mutex_lock(&s->trace->lock);
@@ -338,32 +456,33 @@ static int meta_put(ts_span_t *s, char *key, char *json)
 		;
 	if (i < s->nmeta) {
 		free(key);
-		replace(&s->meta[i].json, json);
-		key = json = NULL;
+		replace_json(&s->meta[i].value, value);
+		key = value.json = NULL;
 	} else if (grow((void **)&s->meta, s->nmeta, &s->capmeta, sizeof(*s->meta))) {
 		rc = TS_ERR_NOMEM;
 	} else {
 		s->meta[s->nmeta].key = key;
-		s->meta[s->nmeta].json = json;
+		s->meta[s->nmeta].value = value;
 		s->nmeta++;
-		key = json = NULL;
+		key = value.json = NULL;
 	}
 	pthread_mutex_unlock(&s->trace->lock);
 	free(key);
-	free(json);
+	free(value.json);
 	return rc;
 }
 
 int ts_span_set_metadata_json(ts_span_t *s, const char *key, const char *json)
 {
-	char *v, *k;
+	struct jtext v;
+	char *k;
 	int rc;
 	if (!s || !key)
 		return TS_ERR_INVALID_ARG;
 	if ((rc = dup_json(json, &v)) != TS_OK)
 		return rc;
 	if (!(k = dup_clean(key))) {
-		free(v);
+		free(v.json);
 		return TS_ERR_NOMEM;
 	}
 	return meta_put(s, k, v);
@@ -371,14 +490,15 @@ int ts_span_set_metadata_json(ts_span_t *s, const char *key, const char *json)
 
 int ts_span_set_metadata(ts_span_t *s, const char *key, const char *value)
 {
-	char *v, *k;
+	struct jtext v;
+	char *k;
 	int rc;
 	if (!s || !key)
 		return TS_ERR_INVALID_ARG;
 	if ((rc = text_to_json(value, &v)) != TS_OK)
 		return rc;
 	if (!(k = dup_clean(key))) {
-		free(v);
+		free(v.json);
 		return TS_ERR_NOMEM;
 	}
 	return meta_put(s, k, v);
@@ -455,18 +575,19 @@ int ts_span_set_ttft_ms(ts_span_t *s, double ms)
 
 /* ---- serialization -------------------------------------------------------- */
 
-static void put_key(struct sbuf *b, const char *key)
+static void put_jstr_z(struct sbuf *b, const char *str)
 {
-	sbuf_putc(b, ',');
-	sbuf_putc(b, '"');
-	sbuf_puts(b, key);
-	sbuf_put(b, "\":", 2);
+	sbuf_put_jstr(b, str, strlen(str));
 }
 
-static void put_str(struct sbuf *b, const char *key, const char *val)
+/* Writes v (0 to 99) as two digits. */
+static void put2(char *o, int v)
 {
-	put_key(b, key);
-	sbuf_put_jstr(b, val, strlen(val));
+	static const char two_digits[201] =
+		"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+		"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+		"8081828384858687888990919293949596979899";
+	memcpy(o, two_digits + 2 * v, 2);
 }
 
 /* Microseconds as milliseconds with three decimals, without printf. */
@@ -495,101 +616,121 @@ static void put_int(struct sbuf *b, int64_t v)
 	sbuf_put(b, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
-static void put_time(struct sbuf *b, const char *key, const ts_trace_t *t, int64_t mono_us)
+/* A record's timestamps nearly always fall in the same minute, so the
+ * "YYYY-MM-DDTHH:MM:" of the last minute written is kept and only the
+ * seconds are formatted.  The bytes are those of tstime_format(). */
+struct stamp_cache {
+	int64_t minute;  /* unix_us / 60000000 of head; -1: none yet */
+	char head[17];
+};
+
+/* Writes the wall-clock time unix_us as a quoted RFC 3339 string. */
+static void put_stamp(struct sbuf *b, struct stamp_cache *c, int64_t unix_us)
 {
-	char ts[TSTIME_LEN];
-	put_key(b, key);
-	sbuf_putc(b, '"');
-	sbuf_put(b, ts, tstime_format(t->start_wall_us + (mono_us - t->start_us), ts));
-	sbuf_putc(b, '"');
+	char out[TSTIME_LEN + 1];
+	out[0] = '"';
+	if (unix_us < 0) { /* before 1970: a clock gone wrong; no shortcut */
+		size_t n = tstime_format(unix_us, out + 1);
+		out[n + 1] = '"';
+		sbuf_put(b, out, n + 2);
+		return;
+	}
+	int64_t minute = unix_us / 60000000;
+	int us = (int)(unix_us % 60000000); /* into the minute */
+	if (minute != c->minute) {
+		tstime_format(unix_us, out + 1);
+		memcpy(c->head, out + 1, sizeof(c->head));
+		c->minute = minute;
+	} else {
+		memcpy(out + 1, c->head, sizeof(c->head));
+	}
+	put2(out + 18, us / 1000000);
+	out[20] = '.';
+	put2(out + 21, us / 10000 % 100);
+	put2(out + 23, us / 100 % 100);
+	put2(out + 25, us % 100);
+	out[27] = 'Z';
+	out[28] = '"';
+	sbuf_put(b, out, 29);
+}
+
+/* The monotonic time mono_us of t as wall-clock time, quoted. */
+static void put_time(struct sbuf *b, struct stamp_cache *c, const ts_trace_t *t, int64_t mono_us)
+{
+	put_stamp(b, c, t->start_wall_us + (mono_us - t->start_us));
 }
 
 static void put_usage(struct sbuf *b, int64_t in, int64_t out)
 {
-	put_key(b, "usage");
-	sbuf_puts(b, "{\"input_tokens\":");
+	sbuf_put_lit(b, ",\"usage\":{\"input_tokens\":");
 	put_int(b, in);
-	sbuf_puts(b, ",\"output_tokens\":");
+	sbuf_put_lit(b, ",\"output_tokens\":");
 	put_int(b, out);
-	sbuf_puts(b, ",\"total_tokens\":");
+	sbuf_put_lit(b, ",\"total_tokens\":");
 	put_int(b, in + out);
 	sbuf_putc(b, '}');
 }
 
 /* The fields a span and the root have in common. */
-static void put_common(struct sbuf *b, const ts_span_t *s, const char *model,
+static void put_common(struct sbuf *b, const ts_span_t *s, int is_root, const char *model,
                        int64_t ttft_from, int64_t first_token_us)
 {
-	if (s->input) {
-		put_key(b, "input");
-		sbuf_puts(b, s->input);
+	if (s->input.json) {
+		sbuf_put_lit(b, ",\"input\":");
+		sbuf_put(b, s->input.json, s->input.len);
 	}
-	if (s->output) {
-		put_key(b, "output");
-		sbuf_puts(b, s->output);
+	if (s->output.json) {
+		sbuf_put_lit(b, ",\"output\":");
+		sbuf_put(b, s->output.json, s->output.len);
 	}
-	if (s->ntags || s == s->trace->spans[0]) {
-		put_key(b, "tags");
-		sbuf_putc(b, '[');
+	if (s->ntags || is_root) {
+		sbuf_put_lit(b, ",\"tags\":[");
 		for (int i = 0; i < s->ntags; i++) {
 			if (i)
 				sbuf_putc(b, ',');
-			sbuf_put_jstr(b, s->tags[i], strlen(s->tags[i]));
+			put_jstr_z(b, s->tags[i]);
 		}
 		sbuf_putc(b, ']');
 	}
-	if (s->nmeta || s == s->trace->spans[0]) {
-		put_key(b, "metadata");
-		sbuf_putc(b, '{');
+	if (s->nmeta || is_root) {
+		sbuf_put_lit(b, ",\"metadata\":{");
 		for (int i = 0; i < s->nmeta; i++) {
 			if (i)
 				sbuf_putc(b, ',');
-			sbuf_put_jstr(b, s->meta[i].key, strlen(s->meta[i].key));
+			put_jstr_z(b, s->meta[i].key);
 			sbuf_putc(b, ':');
-			sbuf_puts(b, s->meta[i].json);
+			sbuf_put(b, s->meta[i].value.json, s->meta[i].value.len);
 		}
 		sbuf_putc(b, '}');
 	}
-	if (model)
-		put_str(b, "model", model);
-	put_key(b, "latency_ms");
-	sbuf_puts(b, "{\"total\":");
+	if (model) {
+		sbuf_put_lit(b, ",\"model\":");
+		put_jstr_z(b, model);
+	}
+	sbuf_put_lit(b, ",\"latency_ms\":{\"total\":");
 	put_ms(b, s->end_us - s->start_us);
 	if (first_token_us) {
-		sbuf_puts(b, ",\"time_to_first_token\":");
+		sbuf_put_lit(b, ",\"time_to_first_token\":");
 		put_ms(b, first_token_us - ttft_from);
 	}
 	sbuf_putc(b, '}');
-	put_key(b, "error");
 	if (s->err_type) {
-		sbuf_puts(b, "{\"type\":");
-		sbuf_put_jstr(b, s->err_type, strlen(s->err_type));
-		sbuf_puts(b, ",\"message\":");
-		sbuf_put_jstr(b, s->err_msg, strlen(s->err_msg));
+		sbuf_put_lit(b, ",\"error\":{\"type\":");
+		put_jstr_z(b, s->err_type);
+		sbuf_put_lit(b, ",\"message\":");
+		put_jstr_z(b, s->err_msg);
 		sbuf_putc(b, '}');
 	} else {
-		sbuf_puts(b, "null");
+		sbuf_put_lit(b, ",\"error\":null");
 	}
 }
 
-/* The record of t, whose spans have all ended; the caller owns t alone. */
-static char *trace_serialize(const ts_trace_t *t, size_t *len)
+/* Writes the record of t, whose spans have all ended, to b; the caller
+ * holds t->lock (or owns t alone). */
+static void trace_serialize(const ts_trace_t *t, struct sbuf *b)
 {
 	const ts_span_t *root = t->spans[0];
-	size_t estimate = 512;
-	for (int i = 0; i < t->nspans; i++) {
-		const ts_span_t *s = t->spans[i];
-		estimate += 400 + strlen(s->name) * 2;
-		estimate += s->input ? strlen(s->input) : 0;
-		estimate += s->output ? strlen(s->output) : 0;
-		for (int j = 0; j < s->nmeta; j++)
-			estimate += strlen(s->meta[j].key) + strlen(s->meta[j].json) + 4;
-		for (int j = 0; j < s->ntags; j++)
-			estimate += strlen(s->tags[j]) + 3;
-	}
-	struct sbuf b;
-	sbuf_init(&b);
-	sbuf_reserve(&b, estimate);
+	struct stamp_cache stamps = { .minute = -1 };
 
 	/* The root's usage, first token and model default to what its spans say. */
 	int has_usage = root->has_usage;
@@ -610,46 +751,51 @@ static char *trace_serialize(const ts_trace_t *t, size_t *len)
 			model = s->model;
 	}
 
-	sbuf_puts(&b, "{\"v\":1,\"trace_id\":\"");
-	sbuf_put(&b, t->id, REC_TRACE_ID_LEN);
-	sbuf_putc(&b, '"');
-	put_str(&b, "name", root->name);
-	put_str(&b, "project", t->project);
-	put_time(&b, "start_time", t, root->start_us);
-	put_time(&b, "end_time", t, root->end_us);
-	put_common(&b, root, model, t->start_us, first);
+	sbuf_put_lit(b, "{\"v\":1,\"trace_id\":\"");
+	sbuf_put(b, t->id, REC_TRACE_ID_LEN);
+	sbuf_put_lit(b, "\",\"name\":");
+	put_jstr_z(b, root->name);
+	sbuf_put_lit(b, ",\"project\":");
+	put_jstr_z(b, t->project ? t->project : client_project(t->client));
+	sbuf_put_lit(b, ",\"start_time\":");
+	put_time(b, &stamps, t, root->start_us);
+	sbuf_put_lit(b, ",\"end_time\":");
+	put_time(b, &stamps, t, root->end_us);
+	put_common(b, root, 1, model, t->start_us, first);
 	if (has_usage)
-		put_usage(&b, in, out);
-	put_key(&b, "spans");
-	sbuf_putc(&b, '[');
+		put_usage(b, in, out);
+	sbuf_put_lit(b, ",\"spans\":[");
 	for (int i = 1; i < t->nspans; i++) {
 		const ts_span_t *s = t->spans[i];
 		if (i > 1)
-			sbuf_putc(&b, ',');
-		sbuf_puts(&b, "{\"span_id\":\"");
-		sbuf_put(&b, s->id, REC_SPAN_ID_LEN);
-		sbuf_puts(&b, "\",\"parent_span_id\":");
-		if (s->parent > 0) {
-			sbuf_putc(&b, '"');
-			sbuf_put(&b, t->spans[s->parent]->id, REC_SPAN_ID_LEN);
-			sbuf_putc(&b, '"');
+			sbuf_putc(b, ',');
+		sbuf_put_lit(b, "{\"span_id\":\"");
+		sbuf_put(b, s->id, REC_SPAN_ID_LEN);
+		if (s->parent) {
+			sbuf_put_lit(b, "\",\"parent_span_id\":\"");
+			sbuf_put(b, s->parent->id, REC_SPAN_ID_LEN);
+			sbuf_putc(b, '"');
 		} else {
-			sbuf_puts(&b, "null");
+			sbuf_put_lit(b, "\",\"parent_span_id\":null");
 		}
-		put_str(&b, "name", s->name);
-		put_str(&b, "type", type_names[s->type]);
-		put_time(&b, "start_time", t, s->start_us);
-		put_time(&b, "end_time", t, s->end_us);
-		put_common(&b, s, s->model, s->start_us, s->first_token_us);
+		sbuf_put_lit(b, ",\"name\":");
+		put_jstr_z(b, s->name);
+		sbuf_put_lit(b, ",\"type\":");
+		sbuf_puts(b, type_json[s->type]);
+		sbuf_put_lit(b, ",\"start_time\":");
+		put_time(b, &stamps, t, s->start_us);
+		sbuf_put_lit(b, ",\"end_time\":");
+		put_time(b, &stamps, t, s->end_us);
+		put_common(b, s, 0, s->model, s->start_us, s->first_token_us);
 		if (s->has_usage)
-			put_usage(&b, s->in_tokens, s->out_tokens);
-		sbuf_putc(&b, '}');
+			put_usage(b, s->in_tokens, s->out_tokens);
+		sbuf_putc(b, '}');
 	}
-	sbuf_put(&b, "]}", 2);
-	return sbuf_detach(&b, len);
+	sbuf_put_lit(b, "]}");
 }
 
-char *trace_render(ts_trace_t *t, size_t *len)
+/* Ends every open span of t now and writes its record to b. */
+static void trace_end_spans_and_serialize(ts_trace_t *t, struct sbuf *b)
 {
 	pthread_mutex_lock(&t->lock);
 	int64_t now = tstime_mono_us();
@@ -659,8 +805,16 @@ char *trace_render(ts_trace_t *t, size_t *len)
 		if (!s->end_us || s->end_us > now)
 			s->end_us = now;
 	}
-	char *rec = trace_serialize(t, len);
+	trace_serialize(t, b);
 	pthread_mutex_unlock(&t->lock);
+}
+
+char *trace_render(ts_trace_t *t, size_t *len)
+{
+	struct sbuf fallback, *b = scratch_get(&fallback);
+	trace_end_spans_and_serialize(t, b);
+	char *rec = sbuf_copy(b, len);
+	scratch_put(b, &fallback);
 	return rec;
 }
 
@@ -668,12 +822,17 @@ int ts_trace_end(ts_trace_t *t)
 {
 	if (!t)
 		return TS_ERR_INVALID_ARG;
-	size_t len;
-	char *rec = trace_render(t, &len);
+	struct sbuf fallback, *b = scratch_get(&fallback);
+	trace_end_spans_and_serialize(t, b);
 	char id[REC_TRACE_ID_LEN + 1];
 	memcpy(id, t->id, sizeof(id));
 	ts_client_t *c = t->client;
+	/* The trace is freed before the record is copied out of b, so that the
+	 * copy can take memory the trace held rather than new memory. */
 	trace_free(t);
+	size_t len;
+	char *rec = sbuf_copy(b, &len);
+	scratch_put(b, &fallback);
 	if (!rec)
 		return TS_ERR_NOMEM;
 	return client_enqueue_owned(c, id, rec, len);
