@@ -44,7 +44,7 @@ struct counters {
 static void usage(FILE *out)
 {
 	fprintf(out,
-	"usage: tracesift-sink [-b BROKERS] [-t TOPIC] [--store DIR] [--archive DATASET]\n"
+	"usage: tracesift-sink [-c FILE] [-b BROKERS] [-t TOPIC] [--store DIR] [--archive DATASET]\n"
 	"                      [-X key=value]... [options]\n"
 	"\n"
 	"Consumes dataset items (what tracesift-sampler writes to llm.monitoring) and\n"
@@ -55,6 +55,9 @@ static void usage(FILE *out)
 	"every trace record of llm.traces (or -t) in DATASET instead, for audits beyond\n"
 	"Kafka's retention.  See docs/store.md.\n"
 	"\n"
+	"  -c FILE                  config file: 'name = value' lines, name a long option\n"
+	"                           without dashes (store, commit-interval-ms, ...), brokers,\n"
+	"                           topic, or kafka.PROP for a librdkafka property\n"
 	"  -b BROKERS               bootstrap servers (env TRACESIFT_BROKERS; default 127.0.0.1:9092)\n"
 	"  -t TOPIC                 topic to consume (default llm.monitoring, or llm.traces with --archive)\n"
 	"  --store DIR              the dataset store (env TRACESIFT_STORE; default ./tracesift-data)\n"
@@ -77,6 +80,9 @@ static void usage(FILE *out)
 	"                           (default OPIK_API_KEY; the key is never printed)\n"
 	"  --opik-project NAME      Opik project of the datasets\n"
 	"  -q / -v                  quieter / more messages\n"
+	"\n"
+	"Precedence: flags, then environment (TRACESIFT_BROKERS, TRACESIFT_STORE), then\n"
+	"the config file, then defaults.\n"
 	"\n"
 	"Exit status: 0 after SIGTERM/SIGINT (what was read is committed first), 1 on\n"
 	"a fatal error, 2 on a usage error.  When the store cannot be written (disk full,\n"
@@ -104,11 +110,138 @@ static int parse_num(const char *opt, const char *v, long min, long max, long *o
 	return 0;
 }
 
+/* One option and its value, as a flag ("-b", "--store") names it.  v must
+ * live as long as o (and is written to for -X). */
+static int set_option(struct opts *o, const char *a, char *v)
+{
+	long n;
+	if (!strcmp(a, "-b")) o->brokers = v;
+	else if (!strcmp(a, "-t")) o->topic = v;
+	else if (!strcmp(a, "--store")) o->store_dir = v;
+	else if (!strcmp(a, "--archive")) o->archive = v;
+	else if (!strcmp(a, "--dlq")) o->dlq = v;
+	else if (!strcmp(a, "--target")) o->target = v;
+	else if (!strcmp(a, "--opik-url")) o->opik_url = v;
+	else if (!strcmp(a, "--opik-workspace")) o->opik_workspace = v;
+	else if (!strcmp(a, "--opik-api-key-env")) o->opik_key_env = v;
+	else if (!strcmp(a, "--opik-project")) o->opik_project = v;
+	else if (!strcmp(a, "-X")) {
+		char *eq = strchr(v, '=');
+		if (!eq || eq == v || o->nx == 128) {
+			fprintf(stderr, "%% ERROR: -X: expected key=value, got '%s'\n", v);
+			return -1;
+		}
+		*eq = '\0';
+		o->xprops[o->nx][0] = v;
+		o->xprops[o->nx][1] = eq + 1;
+		o->nx++;
+	} else if (!strcmp(a, "--commit-interval-ms")) {
+		if (parse_num(a, v, 10, 600000, &n)) return -1;
+		o->commit_interval_ms = (int)n;
+	} else if (!strcmp(a, "--commit-items")) {
+		if (parse_num(a, v, 1, 10000000, &n)) return -1;
+		o->commit_items = (int)n;
+	} else if (!strcmp(a, "--segment-items")) {
+		if (parse_num(a, v, 1, 1000000000, &n)) return -1;
+		o->lim.segment_items = n;
+	} else if (!strcmp(a, "--segment-bytes")) {
+		if (parse_num(a, v, 4096, 1L << 40, &n)) return -1;
+		o->lim.segment_bytes = n;
+	} else if (!strcmp(a, "--segment-age-s")) {
+		if (parse_num(a, v, 1, 86400 * 365, &n)) return -1;
+		o->lim.segment_age_s = (int)n;
+	} else if (!strcmp(a, "--zstd-level")) {
+		if (parse_num(a, v, 1, 19, &n)) return -1;
+		o->lim.zstd_level = (int)n;
+	} else if (!strcmp(a, "--stats-interval-ms")) {
+		if (parse_num(a, v, 0, 3600000, &n)) return -1;
+		o->stats_interval_ms = (int)n;
+	} else {
+		fprintf(stderr, "%% ERROR: unknown option '%s' (see --help)\n", a);
+		return -1;
+	}
+	return 0;
+}
+
+/* Config file lines, kept for the life of the process. */
+static char *file_lines[256];
+static int nfile_lines;
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+	return s;
+}
+
+/* A config file: "name = value" lines where name is a long option without
+ * its dashes ("store", "commit-interval-ms"), or brokers, topic, and
+ * kafka.PROP for a librdkafka property; '#' starts a comment line. */
+static int load_file(struct opts *o, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "%% ERROR: cannot open config file '%s': %s\n", path, strerror(errno));
+		return -1;
+	}
+	char buf[4096], opt[128];
+	int lineno = 0, rc = 0;
+	while (rc == 0 && fgets(buf, sizeof(buf), f)) {
+		lineno++;
+		char *l = trim(buf), *eq = strchr(l, '=');
+		if (!*l || *l == '#')
+			continue;
+		if (!eq || nfile_lines == 256) {
+			fprintf(stderr, "%% ERROR: '%s' line %d: expected name = value\n", path, lineno);
+			rc = -1;
+			break;
+		}
+		*eq = '\0';
+		char *name = trim(l), *value = trim(eq + 1);
+		char *keep = NULL;
+		if (!strncmp(name, "kafka.", 6)) {
+			size_t need = strlen(name) + strlen(value) + 2;
+			if ((keep = malloc(need)))
+				snprintf(keep, need, "%s=%s", name + 6, value);
+			snprintf(opt, sizeof(opt), "-X");
+		} else {
+			keep = strdup(value);
+			snprintf(opt, sizeof(opt), "%s", !strcmp(name, "brokers") ? "-b" :
+			         !strcmp(name, "topic") ? "-t" : "");
+			if (!opt[0])
+				snprintf(opt, sizeof(opt), "--%s", name);
+		}
+		if (!keep) {
+			rc = -1;
+			break;
+		}
+		file_lines[nfile_lines++] = keep;
+		if (set_option(o, opt, keep)) {
+			fprintf(stderr, "%% ERROR: '%s' line %d: bad setting '%s'\n", path, lineno, name);
+			rc = -1;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+/* Precedence: flags, then environment (TRACESIFT_BROKERS, TRACESIFT_STORE),
+ * then the config file (-c), then defaults. */
 static int parse_args(struct opts *o, int argc, char **argv)
 {
+	for (int i = 1; i + 1 < argc; i++)
+		if (!strcmp(argv[i], "-c") && load_file(o, argv[i + 1]))
+			return -1;
+	const char *env_b = getenv("TRACESIFT_BROKERS"), *env_s = getenv("TRACESIFT_STORE");
+	if (env_b && *env_b)
+		o->brokers = env_b;
+	if (env_s && *env_s)
+		o->store_dir = env_s;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
-		long n;
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			usage(stdout);
 			exit(0);
@@ -119,53 +252,10 @@ static int parse_args(struct opts *o, int argc, char **argv)
 		} else if (i + 1 >= argc || a[0] != '-') {
 			fprintf(stderr, "%% ERROR: unknown argument or missing value '%s' (see --help)\n", a);
 			return -1;
-		} else {
-			const char *v = argv[++i];
-			if (!strcmp(a, "-b")) o->brokers = v;
-			else if (!strcmp(a, "-t")) o->topic = v;
-			else if (!strcmp(a, "--store")) o->store_dir = v;
-			else if (!strcmp(a, "--archive")) o->archive = v;
-			else if (!strcmp(a, "--dlq")) o->dlq = v;
-			else if (!strcmp(a, "--target")) o->target = v;
-			else if (!strcmp(a, "--opik-url")) o->opik_url = v;
-			else if (!strcmp(a, "--opik-workspace")) o->opik_workspace = v;
-			else if (!strcmp(a, "--opik-api-key-env")) o->opik_key_env = v;
-			else if (!strcmp(a, "--opik-project")) o->opik_project = v;
-			else if (!strcmp(a, "-X")) {
-				const char *eq = strchr(v, '=');
-				if (!eq || eq == v || o->nx == 128) {
-					fprintf(stderr, "%% ERROR: -X: expected key=value, got '%s'\n", v);
-					return -1;
-				}
-				argv[i][eq - v] = '\0';
-				o->xprops[o->nx][0] = v;
-				o->xprops[o->nx][1] = eq + 1;
-				o->nx++;
-			} else if (!strcmp(a, "--commit-interval-ms")) {
-				if (parse_num(a, v, 10, 600000, &n)) return -1;
-				o->commit_interval_ms = (int)n;
-			} else if (!strcmp(a, "--commit-items")) {
-				if (parse_num(a, v, 1, 10000000, &n)) return -1;
-				o->commit_items = (int)n;
-			} else if (!strcmp(a, "--segment-items")) {
-				if (parse_num(a, v, 1, 1000000000, &n)) return -1;
-				o->lim.segment_items = n;
-			} else if (!strcmp(a, "--segment-bytes")) {
-				if (parse_num(a, v, 4096, 1L << 40, &n)) return -1;
-				o->lim.segment_bytes = n;
-			} else if (!strcmp(a, "--segment-age-s")) {
-				if (parse_num(a, v, 1, 86400 * 365, &n)) return -1;
-				o->lim.segment_age_s = (int)n;
-			} else if (!strcmp(a, "--zstd-level")) {
-				if (parse_num(a, v, 1, 19, &n)) return -1;
-				o->lim.zstd_level = (int)n;
-			} else if (!strcmp(a, "--stats-interval-ms")) {
-				if (parse_num(a, v, 0, 3600000, &n)) return -1;
-				o->stats_interval_ms = (int)n;
-			} else {
-				fprintf(stderr, "%% ERROR: unknown option '%s' (see --help)\n", a);
-				return -1;
-			}
+		} else if (!strcmp(a, "-c")) {
+			i++;
+		} else if (set_option(o, a, argv[++i])) {
+			return -1;
 		}
 	}
 	return 0;
@@ -507,10 +597,11 @@ int main(int argc, char **argv)
 	struct store_writer *w = NULL;
 
 	store_limits_default(&o.lim);
-	o.brokers = getenv("TRACESIFT_BROKERS");
-	o.store_dir = getenv("TRACESIFT_STORE");
-	if (parse_args(&o, argc, argv))
+	if (parse_args(&o, argc, argv)) {
+		for (int i = 0; i < nfile_lines; i++)
+			free(file_lines[i]);
 		return 2;
+	}
 	if (!o.brokers || !*o.brokers)
 		o.brokers = "127.0.0.1:9092";
 	if (!o.store_dir || !*o.store_dir)
@@ -662,6 +753,8 @@ out:
 	store_writer_close(w);
 	opik_destroy(opik);
 	outboxes_free();
+	for (int i = 0; i < nfile_lines; i++)
+		free(file_lines[i]);
 	if (rc == 0 && o.verbosity > 0)
 		fprintf(stderr, "%% sink: stopped cleanly\n");
 	return rc;
