@@ -37,7 +37,7 @@ static void on_signal(int sig)
 enum opt_id {
 	O_COUNT = 'n', O_SEED = 's', O_RATE = 'r', O_BROKERS = 'b', O_TOPIC = 't',
 	O_PROP = 'X', O_PROJECT = 'p', O_QUIET = 'q', O_VERBOSE = 'v', O_HELP = 'h',
-	O_START = 256, O_ERROR_RATE, O_PII_RATE,
+	O_CONFIG = 'c', O_START = 256, O_ERROR_RATE, O_PII_RATE,
 };
 
 static const struct opt {
@@ -67,6 +67,9 @@ static const struct opt {
 	  "share of traces whose llm_call fails (RateLimitError, Timeout, ContextLengthExceeded)" },
 	{ O_PII_RATE, "pii-rate", "F", "0.1", 0, 1,
 	  "share of questions carrying an email address and/or phone number" },
+	{ O_CONFIG, "config", "FILE", NULL, 0, 0,
+	  "'name = value' lines, name a long option (count, seed, brokers, topic, ...) or "
+	  "kafka.PROP for -X PROP=...; flags given on the command line win" },
 	{ O_QUIET, "quiet", NULL, NULL, 0, 0, "print errors only" },
 	{ O_VERBOSE, "verbose", NULL, NULL, 0, 0,
 	  "also print the seed, progress, and record sizes and shares at the end" },
@@ -313,6 +316,8 @@ static int parse_args(int argc, char **argv, struct config *cfg)
 			cfg->props[cfg->nprops++] = optarg;
 			break;
 		}
+		case O_CONFIG: /* expanded into arguments by with_config_file() */
+			break;
 		case O_QUIET:
 			cfg->verbosity = 0;
 			break;
@@ -559,9 +564,93 @@ static int run_kafka(const struct config *cfg, struct gen *g, struct stats *st, 
 	return bad ? 1 : 0;
 }
 
+/* The arguments made from a config file live until exit. */
+static char **file_argv;
+static char *file_args[256];
+static int nfile_args;
+
+static void free_file_args(void)
+{
+	for (int i = 0; i < nfile_args; i++)
+		free(file_args[i]);
+	free(file_argv);
+}
+
+/* The arguments with those of -c FILE first, so that flags win: each
+ * "name = value" line becomes "--name=value" ("kafka.P = v": "-X P=v").
+ * Returns a new argv (the strings live until exit), or NULL with a message. */
+static char **with_config_file(int *argc, char **argv)
+{
+	const char *path = NULL;
+	for (int i = 1; i + 1 < *argc; i++)
+		if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config"))
+			path = argv[i + 1];
+	int cap = *argc + 256, n = 0;
+	char **out = calloc((size_t)cap + 1, sizeof(*out));
+	if (!out)
+		return NULL;
+	file_argv = out;
+	atexit(free_file_args);
+	out[n++] = argv[0];
+	if (path) {
+		FILE *f = fopen(path, "r");
+		if (!f) {
+			fprintf(stderr, "%% ERROR: cannot open config file '%s': %s\n", path, strerror(errno));
+			return NULL;
+		}
+		char line[4096];
+		int lineno = 0;
+		while (fgets(line, sizeof(line), f) && nfile_args < 256) {
+			lineno++;
+			char *l = line;
+			while (*l == ' ' || *l == '\t')
+				l++;
+			l[strcspn(l, "\r\n")] = '\0';
+			if (!*l || *l == '#')
+				continue;
+			char *eq = strchr(l, '=');
+			if (!eq) {
+				fprintf(stderr, "%% ERROR: '%s' line %d: expected name = value\n", path, lineno);
+				fclose(f);
+				return NULL;
+			}
+			char *ne = eq;
+			while (ne > l && (ne[-1] == ' ' || ne[-1] == '\t'))
+				ne--;
+			*ne = '\0';
+			char *v = eq + 1;
+			while (*v == ' ' || *v == '\t')
+				v++;
+			size_t vl = strlen(v);
+			while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
+				v[--vl] = '\0';
+			size_t need = strlen(l) + vl + 8;
+			char *arg = malloc(need);
+			if (!arg)
+				break;
+			file_args[nfile_args++] = arg;
+			if (!strncmp(l, "kafka.", 6)) {
+				out[n++] = "-X";
+				snprintf(arg, need, "%s=%s", l + 6, v);
+			} else {
+				snprintf(arg, need, "--%s=%s", l, v);
+			}
+			out[n++] = arg;
+		}
+		fclose(f);
+	}
+	for (int i = 1; i < *argc; i++)
+		out[n++] = argv[i];
+	*argc = n;
+	return out;
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
+	argv = with_config_file(&argc, argv);
+	if (!argv)
+		return 2;
 	int pr = parse_args(argc, argv, &cfg);
 	if (pr) {
 		free(cfg.props);

@@ -349,4 +349,17 @@ for l in sys.stdin: print(json.loads(l)["trace_id"])' | sort >"$tmp/want"
 }
 check publishes_through_libtracesift publishes_through_libtracesift
 
+config_file_under_flags() {
+	printf '# loadgen settings\ncount = 5\nseed = 42\nstart = 2026-01-01T00:00:00Z\nproject = fromfile\n' >"$tmp/lg.conf"
+	"$lg" -c "$tmp/lg.conf" >"$tmp/c1" || return 1
+	"$lg" -n 5 --seed 42 --start 2026-01-01T00:00:00Z --project fromfile >"$tmp/c2" || return 1
+	cmp "$tmp/c1" "$tmp/c2" || { echo "the file's settings were not applied"; return 1; }
+	"$lg" -c "$tmp/lg.conf" -n 2 --project flag >"$tmp/c3" || return 1
+	[ "$(wc -l <"$tmp/c3")" = 2 ] && ! grep -q fromfile "$tmp/c3" || { echo "flags do not win over the file"; return 1; }
+	printf 'bogus = 1\n' >"$tmp/bad.conf"
+	"$lg" -c "$tmp/bad.conf" >/dev/null 2>"$tmp/bad.err"
+	[ $? = 2 ] && grep -q "bogus" "$tmp/bad.err" || { echo "a bad file is not refused"; return 1; }
+}
+check config_file_under_flags config_file_under_flags
+
 exit $failed
