@@ -42,15 +42,28 @@ int sbuf_reserve(struct sbuf *s, size_t n)
 
 void sbuf_printf(struct sbuf *s, const char *fmt, ...)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || sbuf_reserve(s, (size_t)n))
+	/* Format once into the spare room; only when it does not fit, grow and
+	 * format again. */
+	if (s->oom || (!s->buf && sbuf_reserve(s, 64)))
 		return;
+	va_list ap;
+	size_t room = s->cap - s->len;
 	va_start(ap, fmt);
-	vsnprintf(s->buf + s->len, (size_t)n + 1, fmt, ap);
+	int n = vsnprintf(s->buf + s->len, room, fmt, ap);
 	va_end(ap);
+	if (n < 0) {
+		s->buf[s->len] = '\0';
+		return;
+	}
+	if ((size_t)n >= room) {
+		if (sbuf_reserve(s, (size_t)n)) {
+			s->buf[s->len] = '\0';
+			return;
+		}
+		va_start(ap, fmt);
+		vsnprintf(s->buf + s->len, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
 	s->len += (size_t)n;
 }
 

@@ -9,7 +9,7 @@ packages=(
 	build-essential pkg-config
 	librdkafka-dev libcjson-dev libcurl4-openssl-dev libzstd-dev zstd
 	openjdk-17-jre-headless maven kcat
-	python3 python3-pytest python3-jsonschema
+	python3 python3-pytest python3-jsonschema python3-venv python3-pip
 	jq procps coreutils valgrind
 )
 
