@@ -356,8 +356,10 @@ int main(int argc, char **argv)
 	rec_limits_default(&s.limits);
 	s.limits.max_bytes = conf.max_record_bytes;
 	s.classes = calloc((size_t)conf.nclasses, sizeof(*s.classes));
-	if (!s.classes)
+	if (!s.classes || select_prepare(&s)) {
+		fprintf(stderr, "%% ERROR: out of memory\n");
 		goto out;
+	}
 	if (conf.nredact > 0) {
 		s.redactor = redact_new();
 		for (int i = 0; s.redactor && i < conf.nredact; i++) {
@@ -455,6 +457,8 @@ out:
 		eos_destroy(w[i].eos);
 	batcher_destroy(batcher);
 	redact_destroy(s.redactor);
+	if (s.conf)
+		select_release(&s);
 	free(s.classes);
 	pthread_mutex_destroy(&s.lock);
 	if (verbosity > 0 && rc == 0 && nw > 0)

@@ -19,6 +19,8 @@
 #define ITEM_MAX_BYTES (4 * 1024 * 1024 - 65536)
 
 struct class_counts {
+	char *item_head;          /* the item's constant part after its id (select_prepare) */
+	size_t item_head_len;
 	uint64_t seen, selected, rate_limited;
 	int64_t window_start_ms; /* rate limit window */
 	int window_count;
@@ -31,6 +33,8 @@ struct sampler {
 
 	pthread_mutex_t lock;           /* guards the counters below */
 	struct class_counts *classes;   /* conf->nclasses */
+	char *source_head;              /* ,"source":{"topic":"<input>","partition": */
+	size_t source_head_len;
 	uint64_t dead[REC_REASON_COUNT + 1]; /* the last: item too large */
 	uint64_t redactions;
 	uint64_t batches, partial_batches, batched_items;
@@ -38,6 +42,10 @@ struct sampler {
 
 /* The selector: llm.traces -> items (to pending, or to output without batches). */
 extern const struct eos_ops select_ops;
+/* Builds what every item of a class shares, once; 0 or -1 (out of memory).
+ * select_release frees it. */
+int select_prepare(struct sampler *s);
+void select_release(struct sampler *s);
 
 /* The batcher: pending -> items with batch and position, trigger records. */
 struct batcher;

@@ -107,29 +107,71 @@ static void put_record(struct sbuf *b, const struct sampler_conf *c, const char 
 	sbuf_putc(b, '}');
 }
 
-/* A dataset item: ITEM_PREFIX, id, then the rest (see docs/sampling.md). */
+int select_prepare(struct sampler *s)
+{
+	const struct sampler_conf *c = s->conf;
+	struct sbuf b;
+	for (int i = 0; i < c->nclasses; i++) {
+		const struct sclass *k = &c->classes[i];
+		sbuf_init(&b);
+		sbuf_puts(&b, "\",\"dataset\":");
+		sbuf_put_jstr(&b, k->dataset, strlen(k->dataset));
+		sbuf_puts(&b, ",\"class\":");
+		sbuf_put_jstr(&b, k->name, strlen(k->name));
+		sbuf_printf(&b, ",\"rate\":%.17g,\"seed\":%llu,\"draw\":", k->rate,
+		            (unsigned long long)c->seed);
+		if (!(s->classes[i].item_head = sbuf_detach(&b, &s->classes[i].item_head_len)))
+			return -1;
+	}
+	sbuf_init(&b);
+	sbuf_puts(&b, ",\"source\":{\"topic\":");
+	sbuf_put_jstr(&b, c->input, strlen(c->input));
+	sbuf_puts(&b, ",\"partition\":");
+	return (s->source_head = sbuf_detach(&b, &s->source_head_len)) ? 0 : -1;
+}
+
+void select_release(struct sampler *s)
+{
+	for (int i = 0; s->classes && i < s->conf->nclasses; i++)
+		free(s->classes[i].item_head);
+	free(s->source_head);
+}
+
+static void put_i64(struct sbuf *b, int64_t v)
+{
+	char tmp[24], *p = tmp + sizeof(tmp);
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	do
+		*--p = (char)('0' + u % 10);
+	while ((u /= 10) > 0);
+	if (v < 0)
+		*--p = '-';
+	sbuf_put(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+/* A dataset item: ITEM_PREFIX, id, then the rest (see docs/sampling.md).
+ * What a class shares was formatted once by select_prepare. */
 static char *build_item(struct sampler *s, const rd_kafka_message_t *m, const struct rec_info *info,
                         int cls, double draw, size_t *len, long *redactions)
 {
 	const struct sampler_conf *c = s->conf;
-	const struct sclass *k = &c->classes[cls];
+	const struct class_counts *k = &s->classes[cls];
 	struct sbuf b, rec;
-	char ts[TSTIME_LEN];
+	char ts[TSTIME_LEN], num[32];
 	sbuf_init(&b);
 	sbuf_reserve(&b, m->len + 512);
-	sbuf_puts(&b, ITEM_PREFIX);
-	sbuf_puts(&b, info->trace_id);
-	sbuf_puts(&b, "\",\"dataset\":");
-	sbuf_put_jstr(&b, k->dataset, strlen(k->dataset));
-	sbuf_puts(&b, ",\"class\":");
-	sbuf_put_jstr(&b, k->name, strlen(k->name));
-	sbuf_printf(&b, ",\"rate\":%.17g,\"seed\":%llu,\"draw\":%.17g,\"source\":{\"topic\":",
-	            k->rate, (unsigned long long)c->seed, draw);
-	const char *topic = rd_kafka_topic_name(m->rkt);
-	sbuf_put_jstr(&b, topic, strlen(topic));
-	tstime_format(tstime_now_us(), ts);
-	sbuf_printf(&b, ",\"partition\":%d,\"offset\":%lld},\"selected_at\":\"%s\",\"record\":",
-	            (int)m->partition, (long long)m->offset, ts);
+	sbuf_put(&b, ITEM_PREFIX, ITEM_PREFIX_LEN);
+	sbuf_put(&b, info->trace_id, REC_TRACE_ID_LEN);
+	sbuf_put(&b, k->item_head, k->item_head_len);
+	int n = snprintf(num, sizeof(num), "%.17g", draw);
+	sbuf_put(&b, num, (size_t)n);
+	sbuf_put(&b, s->source_head, s->source_head_len);
+	put_i64(&b, m->partition);
+	sbuf_puts(&b, ",\"offset\":");
+	put_i64(&b, m->offset);
+	sbuf_puts(&b, "},\"selected_at\":\"");
+	sbuf_put(&b, ts, tstime_format(tstime_now_us(), ts));
+	sbuf_puts(&b, "\",\"record\":");
 	*redactions = 0;
 	if (s->redactor) {
 		sbuf_init(&rec);
