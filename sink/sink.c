@@ -64,7 +64,7 @@ static void usage(FILE *out)
 	"  --archive DATASET        archive raw trace records into DATASET\n"
 	"  --dlq TOPIC              dead-letter topic (default llm.monitoring.dlq, or llm.traces.dlq\n"
 	"                           with --archive)\n"
-	"  --commit-interval-ms N   commit at least this often (default 1000)\n"
+	"  --commit-interval-ms N   commit this often when something was read (default 100)\n"
 	"  --commit-items N         and whenever this many items are staged (default 20000)\n"
 	"  --segment-items N        rotate segments after N items (default 100000)\n"
 	"  --segment-bytes N        ... after N compressed bytes (default 67108864)\n"
@@ -591,7 +591,7 @@ static void print_stats(const struct counters *n, const struct opts *o, int fail
 
 int main(int argc, char **argv)
 {
-	struct opts o = { .commit_interval_ms = 1000, .commit_items = 20000, .stats_interval_ms = 5000,
+	struct opts o = { .commit_interval_ms = 100, .commit_items = 20000, .stats_interval_ms = 5000,
 	                  .verbosity = 1 };
 	struct counters n = { 0 };
 	char err[512];
@@ -678,6 +678,7 @@ int main(int argc, char **argv)
 		        o.archive ? " dataset " : "", o.archive ? o.archive : "");
 
 	int64_t last_commit = mono_ms(), last_stats = mono_ms(), retry_at = 0;
+	uint64_t consumed_at_commit = 0;
 	int failing = 0;
 	rc = 0;
 	while (run) {
@@ -717,7 +718,10 @@ int main(int argc, char **argv)
 				}
 				rd_kafka_message_destroy(m);
 			}
-			if (mono_ms() - last_commit >= o.commit_interval_ms || store_staged(w) >= o.commit_items) {
+			/* An idle sink has nothing to make durable: no commit, no fsync. */
+			if ((n.consumed != consumed_at_commit && mono_ms() - last_commit >= o.commit_interval_ms) ||
+			    store_staged(w) >= o.commit_items) {
+				consumed_at_commit = n.consumed;
 				int c = commit(w, dlqp, o.dlq, &n, o.verbosity);
 				if (c == -2) {
 					rc = 1;
