@@ -9,6 +9,7 @@ as tests/tslib.py does.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -105,6 +106,10 @@ _config = None
 def pytest_configure(config):
     global _config
     _config = config
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(tslib._work, ignore_errors=True)  # tslib's scratch directory (tslib.exit() is not called)
 
 
 def _say(line):
