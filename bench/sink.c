@@ -14,16 +14,15 @@
  * Throughput.  Each round runs these once each, in an order that rotates
  * from round to round (BENCH_SINK_REPS rounds, default 5):
  *
- *   sink      bin/tracesift-sink -t TOPIC --store NEW_DIR (its defaults:
- *             commit every 1000 ms or 20000 items, zstd level 3), timed from
- *             spawn to the first moment its MANIFEST (polled every 5 ms)
- *             records the end offset of every partition: everything consumed
- *             and committed.  Then SIGTERM.  Checked: the store holds every
- *             item and every batch complete, nothing dead-lettered.  Its stats
- *             lines (every 20 ms) say when it had consumed everything.
- *   sink 100  the same with --commit-interval-ms 100.  On a finite topic the
- *             last commit waits for the commit interval, up to 1 s after the
- *             last item; this row shows how much of the default's time that is.
+ *   sink      bin/tracesift-sink -t TOPIC --store NEW_DIR with its defaults
+ *             (read from its --help: commit every --commit-interval-ms when
+ *             something was read or at --commit-items staged; zstd level 3),
+ *             timed from spawn to the first moment its MANIFEST (polled every
+ *             5 ms) records the end offset of every partition: everything
+ *             consumed and committed.  Then SIGTERM.  Checked: the store holds
+ *             every item and every batch complete, nothing dead-lettered.  Its
+ *             stats lines (every 20 ms) say when it had consumed everything,
+ *             so the time the last commit takes is seen apart.
  *   consume   this program as a bare librdkafka consumer (`sink --consume
  *             TOPIC`) with the sink's consumer properties (read_committed,
  *             fetch.message.max.bytes 8 MiB, no commits), every partition
@@ -34,37 +33,40 @@
  *   zstd      `zstd -q -b3 -i1 FILE` on the JSONL (one thread, the whole file
  *             as one input): its compression MB/s, turned into items/s with
  *             the mean line size.
- *   sink 100 and consume with queued.max.messages.kbytes=262144: librdkafka
+ *   sink and consume with -X queued.max.messages.kbytes=262144: librdkafka
  *             2.0 stops fetching a partition whose queue is over that limit
- *             (64 MiB by default) and looks again about 1 s later; one 8 MiB
- *             fetch of these items is ~90 MB decompressed, so the pair above
- *             is held back by that; this pair is not.
+ *             (64 MiB by default) and looks again about 1 s after its last
+ *             fetch; one 8 MiB fetch of these items is ~90 MB decompressed, so
+ *             the pair above is held back by that; this pair is not.
  *   store     the store's write path alone in this process (store_add,
- *             store_add_trigger, store_commit every 20000 items; no Kafka).
+ *             store_add_trigger, store_commit as the sink commits; no Kafka).
  *
  * Items/s and MB/s count the items and their JSONL bytes (values plus a
  * newline; the triggers, 2% of the messages and 0.5% of the bytes, are read
  * by the sink and the consumer but not counted).  The ratio is taken within
- * each round, sink / min(consume, zstd), and its median quoted (and each
- * other sink row against min(its consumer row, zstd)).
+ * each round, sink / min(consume, zstd), and its median quoted (and the
+ * other sink row's against min(its consumer row, zstd)).
  *
  * Size.  The segments of the last sink run: compressed bytes per item against
- * the JSONL.  Then a zstd dictionary (ZDICT_trainFromBuffer, what `zstd
- * --train` runs, 112640 bytes as its default) trained on BENCH_SINK_DICT_SAMPLES
- * (2000) items made the same way from `tracesift-loadgen --seed 2` (traffic
- * the measured items are not part of), and one trained on every k-th measured
- * item (in-sample, the best case); each frame the sink wrote is decompressed
- * and compressed again at level 3 with checksums, without and with the
- * dictionary; and the same for frames of 50, 10 and 1 item (the frames a
- * commit writes when few items arrive between commits).
+ * the JSONL, and what zstd levels 1 to 3 give on the same frames.  Then the
+ * sink on a new topic fed BENCH_SINK_SLOW_ITEMS (100) items at
+ * BENCH_SINK_SLOW_RATE (20) a second: a commit writes a frame of what came
+ * since the last, so it writes small frames; their size per item.  Then a
+ * zstd dictionary (ZDICT_trainFromBuffer, what `zstd --train` runs, 112640
+ * bytes as its default) trained on BENCH_SINK_DICT_SAMPLES (2000) items made
+ * the same way from `tracesift-loadgen --seed 2` (traffic the measured items
+ * are not part of), and one trained on every k-th measured item (in-sample,
+ * the best case); each frame the sink wrote is decompressed and compressed
+ * again at level 3 with checksums, without and with the dictionary; and the
+ * same for frames of 50, 10 and 1 item.
  *
  * The sink that runs is a copy of BENCH_SINK taken at the start (bin/ holds
  * whichever variant was built last, and a `make test` elsewhere relinks it
  * as the sanitizer build); the benchmark refuses a sanitizer build.
  *
  * Environment: BENCH_SINK_ITEMS, BENCH_SINK_REPS, BENCH_SINK_DICT_SAMPLES,
- * BENCH_SINK (bin/tracesift-sink), BENCH_LOADGEN (bin/tracesift-loadgen),
- * TS_BROKERS.
+ * BENCH_SINK_SLOW_ITEMS, BENCH_SINK_SLOW_RATE, BENCH_SINK (bin/tracesift-sink),
+ * BENCH_LOADGEN (bin/tracesift-loadgen), TS_BROKERS.
  */
 #include <ftw.h>
 #include <limits.h>
@@ -98,6 +100,10 @@ static void sink_bin_remove(void)
 	if (sink_bin[0])
 		unlink(sink_bin);
 }
+
+/* The sink's commit policy (sink_defaults): the labels say it and the store
+ * row follows it. */
+static long commit_ms = 100, commit_items = 20000;
 
 /* Formats a path into out[PATH_MAX]; dies when it does not fit. */
 static void path_fmt(char *out, const char *fmt, ...)
@@ -261,8 +267,9 @@ static void produce_one(rd_kafka_t *rk, const char *topic, const char *p, size_t
 	rd_kafka_poll(rk, 0);
 }
 
-/* The items and their triggers into topic, in the sampler's order. */
-static void items_produce(const struct items *it, const char *topic)
+/* The first count items and their triggers into topic, in the sampler's
+ * order; at rate items a second (0: as fast as it goes). */
+static void items_produce(const struct items *it, const char *topic, long count, double rate)
 {
 	char err[512];
 	const char *const props[][2] = {
@@ -277,10 +284,13 @@ static void items_produce(const struct items *it, const char *topic)
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
 	if (!rk)
 		bench_die("producer: %s", err);
-	for (long i = 0, t = 0; i < it->n; i++) {
+	int64_t t0 = bench_now_ns();
+	for (long i = 0, t = 0; i < count; i++) {
 		produce_one(rk, topic, it->text + it->off[i], item_len(it, i));
 		if (i % BATCH_SIZE == BATCH_SIZE - 1)
 			produce_one(rk, topic, it->triggers[t], it->tlen[t]), t++;
+		while (rate > 0 && bench_now_ns() < t0 + (int64_t)((double)(i + 1) / rate * 1e9))
+			rd_kafka_poll(rk, 1);
 	}
 	rd_kafka_flush(rk, 60000);
 	if (delivery_failed || rd_kafka_outq_len(rk))
@@ -536,10 +546,18 @@ static int follow_consumed(struct follow *fl, const char *log, long long want)
 	}
 }
 
+struct trickle {
+	const struct items *it;
+	const char *topic;
+	long count;
+	double rate;
+};
+
 /* One run of tracesift-sink over topic into the new store dir; the store
- * is left for the caller to inspect and remove. */
+ * is left for the caller to inspect and remove.  With tr, the sink is
+ * started first and then tr's items are produced at its rate. */
 static struct outcome run_sink(const char *topic, const char *dlq, const char *store,
-                               const char *commit_ms, const char *qkb, long items, long long msgs)
+                               const char *qkb, long items, long long msgs, const struct trickle *tr)
 {
 	struct outcome o = { 0 };
 	char log[PATH_MAX];
@@ -550,10 +568,6 @@ static struct outcome run_sink(const char *topic, const char *dlq, const char *s
 	                   "-t", (char *)topic, "--dlq", (char *)dlq, "--store", (char *)store,
 	                   "--stats-interval-ms", STATS_MS };
 	int ac = 11;
-	if (commit_ms) {
-		argv[ac++] = "--commit-interval-ms";
-		argv[ac++] = (char *)commit_ms;
-	}
 	if (qkb) {
 		argv[ac++] = "-X";
 		argv[ac++] = qprop;
@@ -563,6 +577,8 @@ static struct outcome run_sink(const char *topic, const char *dlq, const char *s
 	pid_t pid = spawn_logged(argv, log);
 	if (pid < 0)
 		return o;
+	if (tr)
+		items_produce(tr->it, tr->topic, tr->count, tr->rate);
 	int64_t deadline = t0 + (int64_t)RUN_TIMEOUT_S * 1000000000, done = 0;
 	int64_t consumed = 0;
 	int st = 0, exited = 0;
@@ -662,8 +678,9 @@ static struct outcome run_consume(const char *self, const char *topic, const cha
 }
 
 /* The store's write path alone, in this process: every item (id and batch
- * from the item) and every trigger as the sink stages them, a commit every
- * 20000 items (the sink's --commit-items) and at the end. */
+ * from the item) and every trigger as the sink stages them, committed as the
+ * sink commits (commit_ms after the last commit, or at commit_items staged)
+ * and at the end. */
 static struct outcome run_store(const struct items *it, const char *dir)
 {
 	struct outcome o = { 0 };
@@ -680,6 +697,7 @@ static struct outcome run_store(const struct items *it, const char *dir)
 	const char *idp[BATCH_SIZE];
 	static const char prefix[] = "{\"type\":\"item\",\"id\":\"";
 	int bad = 0;
+	int64_t last = bench_now_ns();
 	for (long i = 0; i < it->n && !bad; i++) {
 		const char *json = it->text + it->off[i];
 		int pos = (int)(i % BATCH_SIZE);
@@ -690,8 +708,10 @@ static struct outcome run_store(const struct items *it, const char *dir)
 		                sizeof(err)) != 1;
 		if (!bad && pos == BATCH_SIZE - 1)
 			bad = store_add_trigger(w, DATASET, i / BATCH_SIZE + 1, 0, idp, BATCH_SIZE, err, sizeof(err)) != 0;
-		if (!bad && (i + 1) % 20000 == 0)
+		if (!bad && (bench_now_ns() - last >= commit_ms * 1000000 || store_staged(w) >= commit_items)) {
 			bad = store_commit(w, err, sizeof(err)) != 0;
+			last = bench_now_ns();
+		}
 	}
 	if (!bad)
 		bad = store_commit(w, err, sizeof(err)) != 0;
@@ -952,23 +972,43 @@ enum kind { K_SINK, K_CONSUME, K_ZSTD, K_STORE };
 struct row {
 	const char *label;
 	enum kind kind;
-	const char *commit_ms;  /* the sink's --commit-interval-ms, NULL: its default */
 	const char *qkb;        /* queued.max.messages.kbytes for the consumer, NULL: default */
 	int against;            /* sink rows: the consumer row to compare with */
 };
 #define QKB "262144"
-enum { R_SINK, R_SINK100, R_CONSUME, R_ZSTD, R_SINKQ, R_CONSUMEQ, R_STORE, NR };
-static const struct row rows[NR] = {
-	[R_SINK] = { "tracesift-sink (its defaults: commit every 1000 ms or 20000 items)", K_SINK, NULL, NULL, R_CONSUME },
-	[R_SINK100] = { "tracesift-sink --commit-interval-ms 100", K_SINK, "100", NULL, R_CONSUME },
-	[R_CONSUME] = { "consume only (the sink's consumer settings)", K_CONSUME, NULL, NULL, 0 },
-	[R_ZSTD] = { "`zstd -q -b3 -i1` on the JSONL (compression, one thread)", K_ZSTD, NULL, NULL, 0 },
-	[R_SINKQ] = { "tracesift-sink --commit-interval-ms 100 -X queued.max.messages.kbytes=" QKB, K_SINK, "100",
-	              QKB, R_CONSUMEQ },
-	[R_CONSUMEQ] = { "consume only, queued.max.messages.kbytes=" QKB, K_CONSUME, NULL, QKB, 0 },
-	[R_STORE] = { "the store alone: store_add of every item and trigger, store_commit every 20000 items, "
-	              "in this process (no Kafka)", K_STORE, NULL, NULL, 0 },
+enum { R_SINK, R_CONSUME, R_ZSTD, R_SINKQ, R_CONSUMEQ, R_STORE, NR };
+static struct row rows[NR] = {
+	[R_SINK] = { NULL /* main: with its defaults */, K_SINK, NULL, R_CONSUME },
+	[R_CONSUME] = { "consume only (the sink's consumer settings)", K_CONSUME, NULL, 0 },
+	[R_ZSTD] = { "`zstd -q -b3 -i1` on the JSONL (compression, one thread)", K_ZSTD, NULL, 0 },
+	[R_SINKQ] = { "tracesift-sink -X queued.max.messages.kbytes=" QKB, K_SINK, QKB, R_CONSUMEQ },
+	[R_CONSUMEQ] = { "consume only, queued.max.messages.kbytes=" QKB, K_CONSUME, QKB, 0 },
+	[R_STORE] = { "the store alone: store_add of every item and trigger, store_commit as the sink commits, "
+	              "in this process (no Kafka)", K_STORE, NULL, 0 },
 };
+
+/* Reads the sink's commit policy from its --help ("(default N)" on the lines
+ * of --commit-interval-ms and --commit-items). */
+static void sink_defaults(const char *sink)
+{
+	char out[PATH_MAX];
+	path_fmt(out, "%s/sink-help.out", bench_out_dir());
+	char *argv[] = { (char *)sink, "--help", NULL };
+	if (bench_spawn(argv, NULL, out, NULL, NULL) != 0)
+		bench_die("'%s --help' failed", sink);
+	char *text = slurp(out, NULL);
+	const char *opt[2] = { "--commit-interval-ms", "--commit-items" };
+	long *val[2] = { &commit_ms, &commit_items };
+	for (int i = 0; i < 2; i++) {
+		const char *l = text ? strstr(text, opt[i]) : NULL;
+		const char *eol = l ? strchr(l, '\n') : NULL, *d = l ? strstr(l, "(default ") : NULL;
+		if (!d || (eol && d > eol))
+			bench_die("'%s --help' gives no default for %s", sink, opt[i]);
+		*val[i] = strtol(d + 9, NULL, 10);
+	}
+	free(text);
+	unlink(out);
+}
 
 struct series {
 	double ips[MAX_REPS], mbs[MAX_REPS], cpu_us[MAX_REPS], rss[MAX_REPS], secs[MAX_REPS], consumed[MAX_REPS];
@@ -1005,12 +1045,17 @@ int main(int argc, char **argv)
 	long nitems = bench_env_long("BENCH_SINK_ITEMS", 30000);
 	int reps = (int)bench_env_long("BENCH_SINK_REPS", 5);
 	long dict_samples = bench_env_long("BENCH_SINK_DICT_SAMPLES", 2000);
+	long slow_items = bench_env_long("BENCH_SINK_SLOW_ITEMS", 100);
+	long slow_rate = bench_env_long("BENCH_SINK_SLOW_RATE", 20);
 	if (nitems < BATCH_SIZE || nitems % BATCH_SIZE)
 		bench_die("BENCH_SINK_ITEMS must be a positive multiple of %d", BATCH_SIZE);
 	if (reps < 1 || reps > MAX_REPS)
 		bench_die("BENCH_SINK_REPS must be 1 to %d", MAX_REPS);
 	if (dict_samples < 100 || dict_samples > nitems)
 		bench_die("BENCH_SINK_DICT_SAMPLES must be 100 to BENCH_SINK_ITEMS");
+	if (slow_items < BATCH_SIZE || slow_items % BATCH_SIZE || slow_items > nitems || slow_rate < 1)
+		bench_die("BENCH_SINK_SLOW_ITEMS must be a multiple of %d up to BENCH_SINK_ITEMS, "
+		          "BENCH_SINK_SLOW_RATE at least 1", BATCH_SIZE);
 	const char *sink = prog_path("BENCH_SINK", "bin/tracesift-sink");
 	if (access(sink, X_OK))
 		bench_die("no '%s' (make bench builds it)", sink);
@@ -1021,6 +1066,11 @@ int main(int argc, char **argv)
 	path_fmt(sink_bin, "%s/sink-tracesift-sink.%d", bench_out_dir(), (int)getpid());
 	atexit(sink_bin_remove);
 	copy_program(sink, sink_bin);
+	sink_defaults(sink_bin);
+	char sink_label[160];
+	snprintf(sink_label, sizeof(sink_label), "tracesift-sink (its defaults: --commit-interval-ms %ld, "
+	         "--commit-items %ld)", commit_ms, commit_items);
+	rows[R_SINK].label = sink_label;
 	char self[PATH_MAX];
 	ssize_t sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (sl <= 0)
@@ -1043,7 +1093,7 @@ int main(int argc, char **argv)
 	if (bench_create_topic(topic, PARTITIONS))
 		bench_die("cannot create topic '%s'", topic);
 	int64_t t0 = bench_now_ns();
-	items_produce(&it, topic);
+	items_produce(&it, topic, it.n, 0);
 	double produce_s = (double)(bench_now_ns() - t0) / 1e9;
 	if (bench_topic_count(topic) != msgs)
 		bench_die("topic '%s' does not hold %lld messages", topic, msgs);
@@ -1066,7 +1116,7 @@ int main(int argc, char **argv)
 				path_fmt(store, "%s/sink-store.%d.%d.%d", bench_out_dir(), (int)getpid(),
 				         round, what);
 				rm_tree(store);
-				o = run_sink(topic, dlq, store, rw->commit_ms, rw->qkb, it.n, msgs);
+				o = run_sink(topic, dlq, store, rw->qkb, it.n, msgs, NULL);
 				secs = o.secs;
 				if (o.ok && what == R_SINK) {
 					if (keep[0])
@@ -1120,6 +1170,22 @@ int main(int argc, char **argv)
 		}
 	}
 
+	/* the store at a low rate: a commit writes a frame of what came since the last */
+	char ttopic[256], tstore[PATH_MAX];
+	bench_topic_name(ttopic, sizeof(ttopic), "sink-slow");
+	path_fmt(tstore, "%s/sink-store.%d.slow", bench_out_dir(), (int)getpid());
+	struct outcome slow = { 0 };
+	struct frames slowfr = { 0 };
+	if (bench_create_topic(ttopic, PARTITIONS) == 0) {
+		struct trickle tr = { &it, ttopic, slow_items, (double)slow_rate };
+		bench_log("%ld items at %ld a second", slow_items, slow_rate);
+		slow = run_sink(ttopic, dlq, tstore, NULL, slow_items, slow_items + slow_items / BATCH_SIZE, &tr);
+		if (slow.ok)
+			frames_from_store(tstore, &slowfr);
+		rm_tree(tstore);
+		bench_delete_topic(ttopic);
+	}
+
 	/* size and dictionary */
 	struct frames sunk = { 0 };
 	struct zresult as_written = { 0 }, held = { 0 }, insample = { 0 };
@@ -1148,6 +1214,20 @@ int main(int argc, char **argv)
 		insample = zrun(&sunk, 3, di.c, di.d);
 		for (int l = 0; l < NLEVELS; l++)
 			lv[l] = zrun(&sunk, levels[l], NULL, NULL);
+	}
+	struct zresult zslow[3] = { { 0 } };
+	double slow_jsonl = (double)it.off[slow_items];
+	if (slow.ok) {
+		struct frames one = { 0 };
+		const char *p0 = it.text;
+		size_t l0 = it.off[slow_items];
+		one.p = &p0;
+		one.len = &l0;
+		one.n = 1;
+		one.raw = l0;
+		zslow[0] = zrun(&slowfr, 3, NULL, NULL);
+		zslow[1] = zrun(&slowfr, 3, dh.c, dh.d);
+		zslow[2] = zrun(&one, 3, NULL, NULL);
 	}
 	for (int k = 0; k < 4; k++) {
 		frames_of(&it, kk[k], &sizes[k]);
@@ -1261,6 +1341,26 @@ int main(int argc, char **argv)
 		fprintf(out, "No sink run succeeded: no store to measure.\n\n");
 	}
 
+	fprintf(out, "### At a low rate\n\n");
+	if (slow.ok) {
+		double n = (double)slow_items;
+		fprintf(out, "A commit writes one frame per dataset of what arrived since the last one.  The sink "
+		        "with its defaults on a new topic fed the first %ld items (and their %ld triggers) at %ld "
+		        "items a second, one produce request each (the sampler's linger.ms=20): it wrote %zu "
+		        "frames, %.1f items a frame.\n\n", slow_items, slow_items / BATCH_SIZE, slow_rate, slowfr.n,
+		        n / (double)slowfr.n);
+		fprintf(out, "| | frames | bytes/item | JSONL / this |\n| --- | ---: | ---: | ---: |\n");
+		fprintf(out, "| JSONL | | %.0f | 1.00x |\n", slow_jsonl / n);
+		fprintf(out, "| segments as the sink wrote them | %zu | %.0f | **%.2fx** |\n", slowfr.n,
+		        (double)slow.seg_bytes / n, slow_jsonl / (double)slow.seg_bytes);
+		fprintf(out, "| the same frames with the held-out dictionary (below) | %zu | %.0f | %.2fx |\n", slowfr.n,
+		        (double)zslow[1].bytes / n, slow_jsonl / (double)zslow[1].bytes);
+		fprintf(out, "| the same items as one frame, no dictionary | 1 | %.0f | %.2fx |\n\n",
+		        (double)zslow[2].bytes / n, slow_jsonl / (double)zslow[2].bytes);
+	} else {
+		fprintf(out, "The low-rate run failed (see build/bench/sink.log).\n\n");
+	}
+
 	fprintf(out, "### A zstd dictionary\n\n");
 	fprintf(out, "Dictionaries of %d bytes or less (ZDICT_trainFromBuffer, which is what `zstd --train` "
 	        "runs, with its default size): *held out*, trained on %ld items made the same way from "
@@ -1288,8 +1388,8 @@ int main(int argc, char **argv)
 		        "%lld.)\n\n", as_written.bytes, last_sink.seg_bytes);
 	}
 	fprintf(out, "By frame size, held-out dictionary (a commit writes one frame per dataset of what "
-	        "arrived since the last commit, so a sink committing every second at a few items per "
-	        "second writes frames of a few items):\n\n");
+	        "arrived since the last commit, so a sink that is not busy writes frames of a few items: "
+	        "see \"At a low rate\"):\n\n");
 	fprintf(out, "| frame | frames | no dictionary bytes/item | JSONL / it | dictionary bytes/item | JSONL / it | "
 	        "dictionary against none | compression MB/s none / dictionary |\n");
 	fprintf(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n");
@@ -1314,11 +1414,12 @@ int main(int argc, char **argv)
 
 	for (int k = 0; k < 4; k++)
 		frames_free(&sizes[k]);
+	frames_free(&slowfr);
 	frames_free(&sunk);
 	dict_free(&dh);
 	dict_free(&di);
 	items_free(&it);
-	int failed = 0;
+	int failed = !slow.ok;
 	for (int k = 0; k < NR; k++)
 		failed += se[k].failed;
 	return failed ? 1 : 0;
