@@ -662,6 +662,58 @@ static size_t utf8_put(char *o, unsigned u)
 	return 4;
 }
 
+/* Decodes the character at *p (a raw byte or one escape, which the cursor
+ * checked) into tmp and moves *p past it; returns its length in bytes. */
+static size_t str_next(uptr *pp, uptr end, char tmp[4])
+{
+	uptr p = *pp;
+	size_t n = 1;
+	if (*p != '\\') {
+		tmp[0] = (char)*p;
+		*pp = p + 1;
+		return 1;
+	}
+	switch (p[1]) {
+	case 'b': tmp[0] = '\b'; break;
+	case 'f': tmp[0] = '\f'; break;
+	case 'n': tmp[0] = '\n'; break;
+	case 'r': tmp[0] = '\r'; break;
+	case 't': tmp[0] = '\t'; break;
+	case 'u': {
+		unsigned u = (unsigned)hex4(p + 2, end);
+		if (u >= 0xd800 && u <= 0xdbff) {
+			unsigned lo = (unsigned)hex4(p + 8, end);
+			u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+			p += 6;
+		}
+		n = utf8_put(tmp, u);
+		p += 4;
+		break;
+	}
+	default: tmp[0] = (char)p[1]; break; /* " \ / */
+	}
+	*pp = p + 2;
+	return n;
+}
+
+int json_str_equals(const struct json_str *str, const char *val, size_t vlen)
+{
+	if (!str->escaped)
+		return str->len == vlen && !memcmp(str->s, val, vlen);
+	if (str->len < vlen) /* decoding never lengthens a string */
+		return 0;
+	uptr p = (uptr)str->s, end = p + str->len;
+	size_t o = 0;
+	while (p < end) {
+		char tmp[4];
+		size_t n = str_next(&p, end, tmp);
+		if (o + n > vlen || memcmp(val + o, tmp, n))
+			return 0;
+		o += n;
+	}
+	return o == vlen;
+}
+
 int json_str_decode(const struct json_str *str, char *out, size_t size, size_t *outlen)
 {
 	uptr p = (uptr)str->s, end = p + str->len;
@@ -677,31 +729,7 @@ int json_str_decode(const struct json_str *str, char *out, size_t size, size_t *
 	}
 	while (p < end) {
 		char tmp[4];
-		size_t n = 1;
-		if (*p != '\\') {
-			tmp[0] = (char)*p++;
-		} else {
-			switch (p[1]) {
-			case 'b': tmp[0] = '\b'; break;
-			case 'f': tmp[0] = '\f'; break;
-			case 'n': tmp[0] = '\n'; break;
-			case 'r': tmp[0] = '\r'; break;
-			case 't': tmp[0] = '\t'; break;
-			case 'u': {
-				unsigned u = (unsigned)hex4(p + 2, end);
-				if (u >= 0xd800 && u <= 0xdbff) {
-					unsigned lo = (unsigned)hex4(p + 8, end);
-					u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
-					p += 6;
-				}
-				n = utf8_put(tmp, u);
-				p += 4;
-				break;
-			}
-			default: tmp[0] = (char)p[1]; break;
-			}
-			p += 2;
-		}
+		size_t n = str_next(&p, end, tmp);
 		if (o + n >= size)
 			return -1;
 		memcpy(out + o, tmp, n);

@@ -75,6 +75,10 @@ int json_cur_finish(struct json_cur *c);
 /* Formats the cursor's error into errstr. */
 void json_cur_errstr(const struct json_cur *c, char *errstr, size_t errstr_size);
 
+/* Whether a string the cursor checked decodes to val[0..vlen); compares as
+ * it decodes, without a buffer. */
+int json_str_equals(const struct json_str *str, const char *val, size_t vlen);
+
 /* Decodes a string the cursor checked into out (NUL-terminated, UTF-8).
  * Returns 0 and sets *outlen (may be NULL), or -1 when it does not fit. */
 int json_str_decode(const struct json_str *str, char *out, size_t size, size_t *outlen);

@@ -979,79 +979,6 @@ enum rec_reason rec_validate(const char *buf, size_t len, const struct rec_limit
 
 /* --- questions about a validated record ------------------------------------ */
 
-static unsigned hex_digit(unsigned char ch)
-{
-	return ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10;
-}
-
-static unsigned hex4_at(const unsigned char *p)
-{
-	return hex_digit(p[0]) << 12 | hex_digit(p[1]) << 8 | hex_digit(p[2]) << 4 | hex_digit(p[3]);
-}
-
-/* Whether the string s (checked by the cursor, so its escapes are well
- * formed) decodes to val[0..vlen).  Compares as it decodes: no buffer. */
-static int str_is(const struct json_str *s, const char *val, size_t vlen)
-{
-	const unsigned char *p = (const unsigned char *)s->s, *end = p + s->len;
-	const unsigned char *w = (const unsigned char *)val;
-	size_t o = 0;
-	if (!s->escaped)
-		return s->len == vlen && !memcmp(s->s, val, vlen);
-	if (s->len < vlen) /* decoding never lengthens a string */
-		return 0;
-	while (p < end) {
-		unsigned char tmp[4];
-		size_t n = 1;
-		if (*p != '\\') {
-			if (o >= vlen || w[o] != *p)
-				return 0;
-			o++, p++;
-			continue;
-		}
-		switch (p[1]) {
-		case 'b': tmp[0] = '\b'; break;
-		case 'f': tmp[0] = '\f'; break;
-		case 'n': tmp[0] = '\n'; break;
-		case 'r': tmp[0] = '\r'; break;
-		case 't': tmp[0] = '\t'; break;
-		case 'u': {
-			unsigned u = hex4_at(p + 2);
-			if (u >= 0xd800 && u <= 0xdbff) {
-				u = 0x10000 + ((u - 0xd800) << 10) + (hex4_at(p + 8) - 0xdc00);
-				p += 6;
-			}
-			if (u < 0x80) {
-				tmp[0] = (unsigned char)u;
-			} else if (u < 0x800) {
-				tmp[0] = (unsigned char)(0xc0 | u >> 6);
-				tmp[1] = (unsigned char)(0x80 | (u & 0x3f));
-				n = 2;
-			} else if (u < 0x10000) {
-				tmp[0] = (unsigned char)(0xe0 | u >> 12);
-				tmp[1] = (unsigned char)(0x80 | (u >> 6 & 0x3f));
-				tmp[2] = (unsigned char)(0x80 | (u & 0x3f));
-				n = 3;
-			} else {
-				tmp[0] = (unsigned char)(0xf0 | u >> 18);
-				tmp[1] = (unsigned char)(0x80 | (u >> 12 & 0x3f));
-				tmp[2] = (unsigned char)(0x80 | (u >> 6 & 0x3f));
-				tmp[3] = (unsigned char)(0x80 | (u & 0x3f));
-				n = 4;
-			}
-			p += 4;
-			break;
-		}
-		default: tmp[0] = p[1]; break; /* " \ / */
-		}
-		p += 2;
-		if (o + n > vlen || memcmp(w + o, tmp, n))
-			return 0;
-		o += n;
-	}
-	return o == vlen;
-}
-
 /* A cursor over a slice of a validated record; 0, or -1 when it is absent. */
 static int slice_cur(struct json_cur *c, const char *buf, struct rec_slice s)
 {
@@ -1067,7 +994,7 @@ int rec_str_equals(const char *buf, struct rec_slice s, const char *value)
 	struct json_str str;
 	if (slice_cur(&c, buf, s) || json_cur_peek(&c) != JSON_STRING || json_cur_string(&c, &str))
 		return 0;
-	return str_is(&str, value, strlen(value));
+	return json_str_equals(&str, value, strlen(value));
 }
 
 int rec_has_tag(const char *buf, const struct rec_info *info, const char *tag)
@@ -1084,7 +1011,7 @@ int rec_has_tag(const char *buf, const struct rec_info *info, const char *tag)
 				return 0;
 		} else if (json_cur_string(&c, &str)) {
 			return 0;
-		} else if (str_is(&str, tag, tlen)) {
+		} else if (json_str_equals(&str, tag, tlen)) {
 			return 1;
 		}
 	}
@@ -1103,14 +1030,14 @@ int rec_meta_equals(const char *buf, const struct rec_info *info, const char *ke
 	    json_cur_enter(&c))
 		return 0;
 	while (json_cur_member(&c, &n, &k) == 1) {
-		if (!str_is(&k, key, klen)) {
+		if (!json_str_equals(&k, key, klen)) {
 			if (json_cur_skip(&c))
 				return 0;
 			continue;
 		}
 		switch (json_cur_peek(&c)) {
 		case JSON_STRING:
-			return !json_cur_string(&c, &str) && str_is(&str, value, vlen);
+			return !json_cur_string(&c, &str) && json_str_equals(&str, value, vlen);
 		case JSON_NUMBER:
 			return !json_cur_number(&c, &s, &len) && len == vlen && !memcmp(s, value, len);
 		case JSON_TRUE:

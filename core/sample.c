@@ -1,8 +1,7 @@
 /* core/sample.c - the sampling decision: a pure function of (seed, trace_id, rate) */
 #include "sample.h"
 
-/* splitmix64's finalizer: a bijection on 64 bits with full avalanche. */
-static uint64_t mix64(uint64_t x)
+uint64_t sample_mix64(uint64_t x)
 {
 	x ^= x >> 30;
 	x *= 0xbf58476d1ce4e5b9ULL;
@@ -33,8 +32,8 @@ double sample_draw(uint64_t seed, const char *trace_id)
 	uint64_t hi, lo;
 	if (!trace_id || hex_u64(trace_id, &hi) || hex_u64(trace_id + 16, &lo))
 		return -1;
-	uint64_t h = mix64(seed + 0x9e3779b97f4a7c15ULL);
-	h = mix64(h ^ hi);
-	h = mix64(h ^ lo);
+	uint64_t h = sample_mix64(seed + 0x9e3779b97f4a7c15ULL);
+	h = sample_mix64(h ^ hi);
+	h = sample_mix64(h ^ lo);
 	return (double)(h >> 11) * 0x1.0p-53;
 }

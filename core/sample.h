@@ -4,6 +4,11 @@
 
 #include <stdint.h>
 
+/* splitmix64's finalizer: a bijection on 64 bits in which every input bit
+ * flips each output bit with probability about one half.  The draw is built
+ * on it; others (the Opik item ids) use it as a hash step. */
+uint64_t sample_mix64(uint64_t x);
+
 /* The draw of a trace: a number in [0, 1) that depends only on seed and the
  * trace id (32 lowercase hex characters), uniform over trace ids.  See
  * docs/sampling.md for the exact function, so that others can recompute it.

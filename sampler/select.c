@@ -201,16 +201,13 @@ static int select_process(void *ctx, struct eos *e, const rd_kafka_message_t *m)
 	int cls = sconf_classify(c, m->payload, &info);
 	double draw = sample_draw(c->seed, info.trace_id);
 	int selected = sample_selected(draw, c->classes[cls].rate);
-	int limited = 0;
 	pthread_mutex_lock(&s->lock);
 	s->classes[cls].seen++;
 	if (selected && !within_limit(s, cls)) {
 		selected = 0;
-		limited = 1;
 		s->classes[cls].rate_limited++;
 	}
 	pthread_mutex_unlock(&s->lock);
-	(void)limited;
 	if (!selected)
 		return 0;
 

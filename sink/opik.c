@@ -23,6 +23,7 @@
 #include <curl/curl.h>
 
 #include "json.h"
+#include "sample.h"
 #include "sbuf.h"
 #include "tstime.h"
 
@@ -70,16 +71,6 @@ static void fail(char *err, size_t n, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* splitmix64's finalizer, as in core/sample.c. */
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
-}
 
 /* --- the item id ---------------------------------------------------------- */
 
@@ -93,8 +84,8 @@ void opik_item_uuid(const char *dataset, const char *id, size_t idlen, int64_t s
 	h = (h ^ 0) * 0x100000001b3ULL;
 	for (size_t i = 0; i < idlen; i++)
 		h = (h ^ (unsigned char)id[i]) * 0x100000001b3ULL;
-	uint64_t a = mix64(h);
-	uint64_t b = mix64(a ^ 0x9e3779b97f4a7c15ULL);
+	uint64_t a = sample_mix64(h);
+	uint64_t b = sample_mix64(a ^ 0x9e3779b97f4a7c15ULL);
 	uint64_t ms = start_ms < 0 ? 0 : (uint64_t)start_ms & 0xffffffffffffULL;
 	/* RFC 9562 UUIDv7: unix_ts_ms(48) ver(4)=7 rand_a(12) var(2)=10 rand_b(62) */
 	uint64_t hi = ms << 16 | 0x7000 | a >> 52;
@@ -517,7 +508,7 @@ static int64_t backoff_ms(struct opik *o, int attempt)
 		cap *= 2;
 	if (cap > o->conf.backoff_max_ms)
 		cap = o->conf.backoff_max_ms;
-	o->rng = mix64(o->rng + 0x9e3779b97f4a7c15ULL);
+	o->rng = sample_mix64(o->rng + 0x9e3779b97f4a7c15ULL);
 	return cap / 2 + (int64_t)(o->rng % (uint64_t)(cap / 2 + 1));
 }
 
@@ -856,7 +847,7 @@ struct opik *opik_new(const struct opik_conf *c, char *errstr, size_t errstr_siz
 		o->conf.connect_timeout_ms = c->timeout_ms < 10000 ? c->timeout_ms : 10000;
 	sbuf_init(&o->url);
 	sbuf_init(&o->resp);
-	o->rng = mix64((uint64_t)tstime_mono_us() ^ (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)o);
+	o->rng = sample_mix64((uint64_t)tstime_mono_us() ^ (uint64_t)getpid() << 32 ^ (uint64_t)(uintptr_t)o);
 
 	o->base = strdup(c->base_url);
 	if (!o->base)

@@ -15,6 +15,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "item.h"
+#include "kvfile.h"
 #include "opik.h"
 #include "record.h"
 #include "store.h"
@@ -167,65 +168,49 @@ static int set_option(struct opts *o, const char *a, char *v)
 static char *file_lines[256];
 static int nfile_lines;
 
-static char *trim(char *s)
+/* One "name = value" line of a config file as the option it names. */
+static int set_from_file(void *ctx, const char *name, const char *value, char *errstr, size_t size)
 {
-	while (*s == ' ' || *s == '\t')
-		s++;
-	size_t n = strlen(s);
-	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
-		s[--n] = '\0';
-	return s;
+	struct opts *o = ctx;
+	char opt[128], *keep;
+	if (nfile_lines == 256) {
+		snprintf(errstr, size, "too many settings");
+		return -1;
+	}
+	if (!strncmp(name, "kafka.", 6)) {
+		size_t need = strlen(name) + strlen(value) + 2;
+		if ((keep = malloc(need)))
+			snprintf(keep, need, "%s=%s", name + 6, value);
+		snprintf(opt, sizeof(opt), "-X");
+	} else {
+		keep = strdup(value);
+		snprintf(opt, sizeof(opt), "%s", !strcmp(name, "brokers") ? "-b" : !strcmp(name, "topic") ? "-t" : "");
+		if (!opt[0])
+			snprintf(opt, sizeof(opt), "--%s", name);
+	}
+	if (!keep) {
+		snprintf(errstr, size, "out of memory");
+		return -1;
+	}
+	file_lines[nfile_lines++] = keep;
+	if (set_option(o, opt, keep)) {
+		snprintf(errstr, size, "bad setting '%s'", name);
+		return -1;
+	}
+	return 0;
 }
 
 /* A config file: "name = value" lines where name is a long option without
  * its dashes ("store", "commit-interval-ms"), or brokers, topic, and
- * kafka.PROP for a librdkafka property; '#' starts a comment line. */
+ * kafka.PROP for a librdkafka property. */
 static int load_file(struct opts *o, const char *path)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		fprintf(stderr, "%% ERROR: cannot open config file '%s': %s\n", path, strerror(errno));
+	char err[1024];
+	if (kvfile_read(path, set_from_file, o, err, sizeof(err))) {
+		fprintf(stderr, "%% ERROR: %s\n", err);
 		return -1;
 	}
-	char buf[4096], opt[128];
-	int lineno = 0, rc = 0;
-	while (rc == 0 && fgets(buf, sizeof(buf), f)) {
-		lineno++;
-		char *l = trim(buf), *eq = strchr(l, '=');
-		if (!*l || *l == '#')
-			continue;
-		if (!eq || nfile_lines == 256) {
-			fprintf(stderr, "%% ERROR: '%s' line %d: expected name = value\n", path, lineno);
-			rc = -1;
-			break;
-		}
-		*eq = '\0';
-		char *name = trim(l), *value = trim(eq + 1);
-		char *keep = NULL;
-		if (!strncmp(name, "kafka.", 6)) {
-			size_t need = strlen(name) + strlen(value) + 2;
-			if ((keep = malloc(need)))
-				snprintf(keep, need, "%s=%s", name + 6, value);
-			snprintf(opt, sizeof(opt), "-X");
-		} else {
-			keep = strdup(value);
-			snprintf(opt, sizeof(opt), "%s", !strcmp(name, "brokers") ? "-b" :
-			         !strcmp(name, "topic") ? "-t" : "");
-			if (!opt[0])
-				snprintf(opt, sizeof(opt), "--%s", name);
-		}
-		if (!keep) {
-			rc = -1;
-			break;
-		}
-		file_lines[nfile_lines++] = keep;
-		if (set_option(o, opt, keep)) {
-			fprintf(stderr, "%% ERROR: '%s' line %d: bad setting '%s'\n", path, lineno, name);
-			rc = -1;
-		}
-	}
-	fclose(f);
-	return rc;
+	return 0;
 }
 
 /* Precedence: flags, then environment (TRACESIFT_BROKERS, TRACESIFT_STORE),
@@ -505,7 +490,8 @@ static int handle(struct store_writer *w, rd_kafka_t *dlqp, const struct opts *o
 		n->triggers += rc >= 0;
 	} else if (opik) {
 		rc = outbox_add(msg.dataset, m->payload, m->len) ? -1 : 1;
-		snprintf(err, sizeof(err), "out of memory");
+		if (rc < 0)
+			snprintf(err, sizeof(err), "out of memory");
 		n->items += rc == 1;
 	} else {
 		char *tmp;

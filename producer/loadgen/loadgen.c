@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "gen.h"
+#include "kvfile.h"
 #include "sbuf.h"
 #include "tracesift.h"
 #include "tstime.h"
@@ -576,73 +577,55 @@ static void free_file_args(void)
 	free(file_argv);
 }
 
-/* The arguments with those of -c FILE first, so that flags win: each
- * "name = value" line becomes "--name=value" ("kafka.P = v": "-X P=v").
- * Returns a new argv (the strings live until exit), or NULL with a message. */
+struct file_args_ctx {
+	char **out;
+	int n, cap;
+};
+
+/* "name = value" becomes "--name=value"; "kafka.P = v" becomes "-X P=v". */
+static int add_file_arg(void *ctx, const char *name, const char *value, char *errstr, size_t size)
+{
+	struct file_args_ctx *a = ctx;
+	size_t need = strlen(name) + strlen(value) + 8;
+	char *arg = nfile_args < 256 && a->n + 2 <= a->cap ? malloc(need) : NULL;
+	if (!arg) {
+		snprintf(errstr, size, "too many settings");
+		return -1;
+	}
+	file_args[nfile_args++] = arg;
+	if (!strncmp(name, "kafka.", 6)) {
+		a->out[a->n++] = "-X";
+		snprintf(arg, need, "%s=%s", name + 6, value);
+	} else {
+		snprintf(arg, need, "--%s=%s", name, value);
+	}
+	a->out[a->n++] = arg;
+	return 0;
+}
+
+/* The arguments with those of -c FILE first, so that flags win.  Returns a
+ * new argv (the strings live until exit), or NULL with a message. */
 static char **with_config_file(int *argc, char **argv)
 {
 	const char *path = NULL;
 	for (int i = 1; i + 1 < *argc; i++)
 		if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config"))
 			path = argv[i + 1];
-	int cap = *argc + 256, n = 0;
-	char **out = calloc((size_t)cap + 1, sizeof(*out));
-	if (!out)
+	struct file_args_ctx a = { .cap = *argc + 512 };
+	if (!(a.out = calloc((size_t)a.cap + 1, sizeof(*a.out))))
 		return NULL;
-	file_argv = out;
+	file_argv = a.out;
 	atexit(free_file_args);
-	out[n++] = argv[0];
-	if (path) {
-		FILE *f = fopen(path, "r");
-		if (!f) {
-			fprintf(stderr, "%% ERROR: cannot open config file '%s': %s\n", path, strerror(errno));
-			return NULL;
-		}
-		char line[4096];
-		int lineno = 0;
-		while (fgets(line, sizeof(line), f) && nfile_args < 256) {
-			lineno++;
-			char *l = line;
-			while (*l == ' ' || *l == '\t')
-				l++;
-			l[strcspn(l, "\r\n")] = '\0';
-			if (!*l || *l == '#')
-				continue;
-			char *eq = strchr(l, '=');
-			if (!eq) {
-				fprintf(stderr, "%% ERROR: '%s' line %d: expected name = value\n", path, lineno);
-				fclose(f);
-				return NULL;
-			}
-			char *ne = eq;
-			while (ne > l && (ne[-1] == ' ' || ne[-1] == '\t'))
-				ne--;
-			*ne = '\0';
-			char *v = eq + 1;
-			while (*v == ' ' || *v == '\t')
-				v++;
-			size_t vl = strlen(v);
-			while (vl > 0 && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
-				v[--vl] = '\0';
-			size_t need = strlen(l) + vl + 8;
-			char *arg = malloc(need);
-			if (!arg)
-				break;
-			file_args[nfile_args++] = arg;
-			if (!strncmp(l, "kafka.", 6)) {
-				out[n++] = "-X";
-				snprintf(arg, need, "%s=%s", l + 6, v);
-			} else {
-				snprintf(arg, need, "--%s=%s", l, v);
-			}
-			out[n++] = arg;
-		}
-		fclose(f);
+	a.out[a.n++] = argv[0];
+	char err[1024];
+	if (path && kvfile_read(path, add_file_arg, &a, err, sizeof(err))) {
+		fprintf(stderr, "%% ERROR: %s\n", err);
+		return NULL;
 	}
 	for (int i = 1; i < *argc; i++)
-		out[n++] = argv[i];
-	*argc = n;
-	return out;
+		a.out[a.n++] = argv[i];
+	*argc = a.n;
+	return a.out;
 }
 
 int main(int argc, char **argv)

@@ -8,27 +8,6 @@
 #include <cJSON.h>
 #include <dirent.h>
 
-/* A file of the source tree ($TS_TOP, else the current directory); caller frees. */
-static char *read_top(const char *rel, size_t *len)
-{
-	char path[1024];
-	const char *top = getenv("TS_TOP");
-	snprintf(path, sizeof(path), "%s/%s", top && *top ? top : ".", rel);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	struct sbuf s;
-	sbuf_init(&s);
-	char chunk[65536];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		sbuf_put(&s, chunk, n);
-	fclose(f);
-	if (!s.buf)
-		sbuf_put(&s, "", 0);
-	return sbuf_detach(&s, len);
-}
-
 /* The *.json files of a source directory, sorted; returns how many. */
 static int list_json(const char *rel, char names[][128], int max)
 {
@@ -77,7 +56,7 @@ static void examples_accepted(void)
 		char rel[256], err[512] = "";
 		size_t len;
 		snprintf(rel, sizeof(rel), "docs/examples/%.127s", names[i]);
-		char *buf = read_top(rel, &len);
+		char *buf = t_read_top(rel, &len);
 		REQUIRE(buf, "cannot read %s", rel);
 		struct rec_info info;
 		enum rec_reason r = rec_validate(buf, len, NULL, &info, err, sizeof(err));
@@ -106,7 +85,7 @@ static void invalid_rejected(void)
 	static int listed[256];
 	int n = list_json("tests/data/records/invalid", names, 256), rows = 0;
 	size_t len;
-	char *tsv = read_top("tests/data/records/invalid/EXPECTED.tsv", &len);
+	char *tsv = t_read_top("tests/data/records/invalid/EXPECTED.tsv", &len);
 	REQUIRE(n > 0 && tsv, "no invalid records or no EXPECTED.tsv");
 	memset(listed, 0, sizeof(listed));
 	for (char *line = strtok(tsv, "\n"); line; line = strtok(NULL, "\n")) {
@@ -129,7 +108,7 @@ static void invalid_rejected(void)
 		char rel[256], err[512] = "";
 		size_t blen;
 		snprintf(rel, sizeof(rel), "tests/data/records/invalid/%s", file);
-		char *buf = read_top(rel, &blen);
+		char *buf = t_read_top(rel, &blen);
 		if (!buf)
 			continue;
 		struct rec_info info;
@@ -480,7 +459,7 @@ static void field_values(void)
 static void mutations(void)
 {
 	size_t len;
-	char *orig = read_top("docs/examples/rag.json", &len);
+	char *orig = t_read_top("docs/examples/rag.json", &len);
 	REQUIRE(orig, "cannot read docs/examples/rag.json");
 	char *buf = malloc(len + 8);
 	unsigned long long x = 0x2545f4914f6cdd1dull;

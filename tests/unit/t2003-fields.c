@@ -8,27 +8,6 @@
 #include <dirent.h>
 #include <math.h>
 
-/* A file of the source tree ($TS_TOP, else the current directory); caller frees. */
-static char *read_top(const char *rel, size_t *len)
-{
-	char path[1024];
-	const char *top = getenv("TS_TOP");
-	snprintf(path, sizeof(path), "%s/%s", top && *top ? top : ".", rel);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	struct sbuf s;
-	sbuf_init(&s);
-	char chunk[65536];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		sbuf_put(&s, chunk, n);
-	fclose(f);
-	if (!s.buf)
-		sbuf_put(&s, "", 0);
-	return sbuf_detach(&s, len);
-}
-
 static enum rec_reason validate(const char *rec, struct rec_info *info)
 {
 	char err[512] = "";
@@ -89,7 +68,7 @@ static void examples_match_cjson(void)
 		if (l < 6 || strcmp(e->d_name + l - 5, ".json"))
 			continue;
 		snprintf(rel, sizeof(rel), "docs/examples/%s", e->d_name);
-		char *buf = read_top(rel, &len);
+		char *buf = t_read_top(rel, &len);
 		CHECK(buf != NULL, "read %s", rel);
 		if (!buf)
 			continue;
@@ -136,7 +115,7 @@ static void examples_known_values(void)
 {
 	size_t len;
 	struct rec_info info;
-	char *buf = read_top("docs/examples/rag.json", &len);
+	char *buf = t_read_top("docs/examples/rag.json", &len);
 	REQUIRE(buf, "rag.json");
 	CHECK(rec_validate(buf, len, NULL, &info, NULL, 0) == REC_OK, "rag valid");
 	CHECK(info.latency_total == 1512.518 && info.ttft == 885.534, "latency %g %g",
@@ -156,7 +135,7 @@ static void examples_known_values(void)
 	CHECK(!strncmp(buf + info.error.off, "null", 4) && info.error.len == 4, "error null");
 	free(buf);
 
-	buf = read_top("docs/examples/error.json", &len);
+	buf = t_read_top("docs/examples/error.json", &len);
 	REQUIRE(buf, "error.json");
 	CHECK(rec_validate(buf, len, NULL, &info, NULL, 0) == REC_OK, "error valid");
 	CHECK(info.has_error == 1 && info.error.len > 10, "has_error");
@@ -166,7 +145,7 @@ static void examples_known_values(void)
 	CHECK(info.context.len == 0 && info.output.len == 4, "output null");
 	free(buf);
 
-	buf = read_top("docs/examples/unicode.json", &len);
+	buf = t_read_top("docs/examples/unicode.json", &len);
 	REQUIRE(buf, "unicode.json");
 	CHECK(rec_validate(buf, len, NULL, &info, NULL, 0) == REC_OK, "unicode valid");
 	CHECK(rec_has_tag(buf, &info, "emoji \xf0\x9f\x8e\x8c"), "emoji tag");
