@@ -42,11 +42,14 @@ LOADGEN_SRCS := $(wildcard producer/loadgen/*.c)
 SAMPLER_SRCS := $(wildcard sampler/*.c)
 SINK_SRCS    := sink/sink.c sink/item.c $(wildcard sink/opik.c)
 DATASET_SRCS := $(wildcard sink/dataset.c)
+EVAL_SRCS    := $(wildcard evaluator/*.c)
+EVAL_LIB_SRCS := $(filter-out evaluator/main.c,$(EVAL_SRCS))
 # Only the sink (its HTTP target) and the evaluator link libcurl.
 CURL_LIBS    := $(shell pkg-config --libs libcurl 2>/dev/null)
 
 PROGS := bin/tracesift-produce bin/tracesift-loadgen bin/tracesift-sampler bin/tracesift-sink \
-         $(if $(DATASET_SRCS),bin/tracesift-dataset)
+         $(if $(DATASET_SRCS),bin/tracesift-dataset) \
+         $(if $(wildcard evaluator/main.c),bin/tracesift-evaluator)
 LIBRARIES := lib/libtracesift.a lib/libtracesift.so.1 lib/libtracesift.so lib/tracesift.h
 
 # Tests: tests/unit/tNNNN-*.c and tests/integration/tNNNN-*.c are one program each,
@@ -118,6 +121,37 @@ bin/tracesift-dataset: $(DATASET_SRCS:%.c=$(B)/%.o) $(B)/sink/item.o $(B)/libtsc
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -o $@ $(filter-out $(VARIANT_STAMP),$^) $(ALL_LDFLAGS) $(LIBS)
+
+# The evaluator's code (all but its main) is a library of its own, for its tests.
+$(B)/libtseval.a: $(EVAL_LIB_SRCS:%.c=$(B)/%.o)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+bin/tracesift-evaluator: $(B)/evaluator/main.o $(B)/libtseval.a $(B)/libtscore.a $(VARIANT_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $(filter-out $(VARIANT_STAMP),$^) $(ALL_LDFLAGS) $(LIBS) $(CURL_LIBS)
+
+# Evaluator tests (t4NNN, tests/tools/t-eval*) link its library and libcurl.
+$(B)/tests/unit/t4%: tests/unit/t4%.c $(B)/libtseval.a lib/libtracesift.a tests/test.h
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests -Ievaluator -o $@ $< $(B)/libtseval.a lib/libtracesift.a $(ALL_LDFLAGS) $(LIBS) $(CURL_LIBS)
+
+$(B)/tests/integration/t4%: tests/integration/t4%.c $(B)/libtseval.a lib/libtracesift.a tests/test.h
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests -Ievaluator -o $@ $< $(B)/libtseval.a lib/libtracesift.a $(ALL_LDFLAGS) $(LIBS) $(CURL_LIBS)
+
+$(B)/tests/tools/t-eval%: tests/tools/t-eval%.c $(B)/libtseval.a lib/libtracesift.a tests/test.h
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests -Ievaluator -o $@ $< $(B)/libtseval.a lib/libtracesift.a $(ALL_LDFLAGS) $(LIBS) $(CURL_LIBS)
+
+$(B)/bench/eval%: bench/eval%.c $(B)/libtseval.a lib/libtracesift.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -Ievaluator -o $@ $< $(B)/libtseval.a lib/libtracesift.a $(ALL_LDFLAGS) $(LIBS) $(CURL_LIBS)
 
 $(B)/tests/%: tests/%.c lib/libtracesift.a tests/test.h
 	@mkdir -p $(@D)
