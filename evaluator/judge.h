@@ -57,8 +57,8 @@ struct judge;
 /* NULL with errstr (bad URL, no model, libcurl failure). */
 struct judge *judge_new(const struct judge_conf *c, char *errstr, size_t errstr_size);
 
-/* Fails what is queued or in flight (error "aborted", done not called) and frees. */
-void judge_free(struct judge *j);
+/* Fails what is queued or in flight (error "aborted", done not called) and frees; accepts NULL. */
+void judge_destroy(struct judge *j);
 
 /* Queues one request; messages is the JSON text of a chat messages array.
  * Returns 0, or -1 when the budget is spent (nothing queued). */
