@@ -47,6 +47,8 @@ struct metric {
 	char *rubric;            /* judge: custom rubric text, or the style rubric file's text */
 	double lo, hi;           /* judge: the score range asked for (default 0..1) */
 	double threshold;        /* an item is "above" when score > threshold */
+	int good_high;           /* 1: a higher score is better (relevance, style, grounding); the
+	                            evaluator's "worst items" and flags look at the other end */
 	char *field;             /* length/regex/contains/valid_json: JSON pointer (NULL: the answer) */
 	char *pattern;           /* regex or contains text */
 	int icase;               /* contains/regex: ignore case */
