@@ -309,6 +309,8 @@ static size_t phrase_at(const char *h, size_t n, const char *ph)
 static int has_phrase(const char *h, size_t n, const char *ph)
 {
 	size_t plen = strlen(ph);
+	if (!plen)
+		return 0; /* metric_prepare refuses empty phrases */
 	unsigned char first = lower((unsigned char)ph[0]);
 	int word_start = is_word_byte(first), word_end = is_word_byte((unsigned char)ph[plen - 1]);
 	for (size_t i = 0; i < n; i++) {
