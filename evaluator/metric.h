@@ -84,6 +84,9 @@ struct eval_item {
 	double ttft_ms;          /* NAN when absent */
 	double tokens;           /* NAN when absent */
 	char *answer_owned;      /* internal */
+	struct field_paths at;   /* the pointers the fields were looked up at (defaults
+	                          * filled in), for messages such as "no latency at
+	                          * /latency_ms/total"; their strings must outlive it */
 };
 
 struct metric_result {
