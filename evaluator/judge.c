@@ -49,7 +49,7 @@ struct slot {
 	struct sbuf resp;
 	int too_big;
 	int retry_after_seen;
-	int64_t retry_after_s;
+	int64_t retry_after_ms;
 	int64_t start_us;
 	char curlerr[CURL_ERROR_SIZE];
 };
@@ -360,8 +360,9 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return s->resp.oom ? 0 : n;
 }
 
-/* Retry-After: delay-seconds or an HTTP date (RFC 9110 10.2.3). */
-static int parse_retry_after(const char *v, size_t len, int64_t *secs)
+/* Retry-After: delay-seconds or an HTTP date (RFC 9110 10.2.3), as the
+ * milliseconds to wait from now. */
+static int parse_retry_after(const char *v, size_t len, int64_t *ms)
 {
 	char tmp[64];
 	while (len && (*v == ' ' || *v == '\t'))
@@ -373,14 +374,16 @@ static int parse_retry_after(const char *v, size_t len, int64_t *secs)
 	memcpy(tmp, v, len);
 	tmp[len] = '\0';
 	if (strspn(tmp, "0123456789") == len) {
-		*secs = len > 9 ? 999999999 : strtoll(tmp, NULL, 10);
+		*ms = len > 9 ? INT64_C(999999999000) : strtoll(tmp, NULL, 10) * 1000;
 		return 0;
 	}
 	time_t t = curl_getdate(tmp, NULL);
 	if (t == (time_t)-1)
 		return -1;
-	int64_t d = (int64_t)t - (int64_t)time(NULL);
-	*secs = d < 0 ? 0 : d;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t d = (int64_t)t * 1000 - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+	*ms = d < 0 ? 0 : d;
 	return 0;
 }
 
@@ -388,11 +391,11 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
 {
 	struct slot *s = userdata;
 	size_t n = size * nitems;
-	int64_t secs;
+	int64_t ms;
 	if (n >= 5 && !memcmp(buf, "HTTP/", 5))
 		s->retry_after_seen = 0; /* a new response (after a 100 Continue, say) */
-	else if (n > 12 && !strncasecmp(buf, "retry-after:", 12) && !parse_retry_after(buf + 12, n - 12, &secs)) {
-		s->retry_after_s = secs;
+	else if (n > 12 && !strncasecmp(buf, "retry-after:", 12) && !parse_retry_after(buf + 12, n - 12, &ms)) {
+		s->retry_after_ms = ms;
 		s->retry_after_seen = 1;
 	}
 	return n;
@@ -731,7 +734,7 @@ static int64_t backoff_ms(struct judge *j, const struct slot *s, int attempts)
 {
 	int64_t max = j->conf.backoff_max_ms;
 	if (s->retry_after_seen)
-		return s->retry_after_s * 1000 < max ? s->retry_after_s * 1000 : max;
+		return s->retry_after_ms < max ? s->retry_after_ms : max;
 	int64_t ceil = j->conf.backoff_ms;
 	for (int i = 1; i < attempts && ceil < max; i++)
 		ceil *= 2;
