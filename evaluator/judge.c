@@ -335,12 +335,12 @@ static int check_conf(const struct judge_conf *c, char *errstr, size_t size)
 	    check_int("retries", c->retries, 0, 100, errstr, size) ||
 	    check_int("backoff.ms", c->backoff_ms, 0, 86400000, errstr, size) ||
 	    check_int("backoff.max.ms", c->backoff_max_ms, c->backoff_ms, 86400000, errstr, size) ||
-	    check_int("max.tokens", c->max_tokens, 1, 10000000, errstr, size) ||
+	    check_int("max.tokens", c->max_tokens, 0, 10000000, errstr, size) ||
 	    check_int("json.mode", c->json_mode, 0, 1, errstr, size) ||
 	    check_int("debug", c->debug, 0, 1, errstr, size))
 		return -1;
-	if (!isfinite(c->temperature) || c->temperature < 0 || c->temperature > 2) {
-		fail(errstr, size, "judge temperature %g: expected 0 to 2", c->temperature);
+	if (!isfinite(c->temperature) || c->temperature > 2) {
+		fail(errstr, size, "judge temperature %g: expected 0 to 2 (or below 0: not sent)", c->temperature);
 		return -1;
 	}
 	return 0;
@@ -980,7 +980,12 @@ int judge_submit(struct judge *j, const char *messages, void *tag)
 		sbuf_put_jstr(&b, j->model, strlen(j->model));
 		sbuf_put_lit(&b, ",\"messages\":");
 		sbuf_put(&b, messages, len);
-		sbuf_printf(&b, ",\"temperature\":%.15g,\"max_tokens\":%d", j->conf.temperature, j->conf.max_tokens);
+		/* reasoning models (OpenAI's o-series, GPT-5) refuse both: the
+		 * settings can leave them out */
+		if (j->conf.temperature >= 0)
+			sbuf_printf(&b, ",\"temperature\":%.15g", j->conf.temperature);
+		if (j->conf.max_tokens > 0)
+			sbuf_printf(&b, ",\"max_tokens\":%d", j->conf.max_tokens);
 		if (j->conf.json_mode)
 			sbuf_put_lit(&b, ",\"response_format\":{\"type\":\"json_object\"}");
 		sbuf_putc(&b, '}');

@@ -31,8 +31,8 @@ struct judge_conf {
 	int retries;              /* retries after the first attempt (default 4) */
 	int backoff_ms;           /* first backoff (default 500); doubles per retry, full jitter */
 	int backoff_max_ms;       /* cap of one backoff and of a Retry-After (default 30000) */
-	double temperature;       /* default 0 */
-	int max_tokens;           /* max_tokens of one answer (default 300) */
+	double temperature;       /* default 0; below 0: not sent (the server's default) */
+	int max_tokens;           /* max_tokens of one answer (default 300); 0: not sent */
 	int json_mode;            /* 1: ask for response_format {"type":"json_object"} (default 0) */
 	int64_t budget_requests;  /* HTTP requests (attempts) per run; <= 0: no limit */
 	int64_t budget_tokens;    /* total tokens per run, from the answers' usage; <= 0: no limit */

@@ -131,13 +131,18 @@ def answers_come_back_with_content_and_tokens():
     assert sorted(json.dumps(e["messages"]) for e in log) == sorted(json.dumps(json.loads(p)) for p in ps)
 
 
-def json_mode_asks_for_a_json_object_and_no_key_sends_no_header():
+def json_mode_no_key_and_settings_left_out():
     FAKE_SRV.reset()
     ans, _, _ = drive([prompt("x")], "--json-mode", key=None)
     assert ans[0]["ok"], ans
     e = chats(FAKE_SRV.log())[0]
     assert e["body"]["response_format"] == {"type": "json_object"}, e["body"]
     assert e["auth"] == "none", e
+    FAKE_SRV.reset()
+    ans, _, _ = drive([prompt("x")], "--temperature", "-1", "--max-tokens", "0")
+    assert ans[0]["ok"], ans
+    e = chats(FAKE_SRV.log())[0]
+    assert e["body"] == {"model": "judge-test-model"}, "temperature -1 and max_tokens 0 were sent: %r" % e["body"]
 
 
 def inflight_bounds_concurrency_and_connections_are_reused():
@@ -321,7 +326,8 @@ def invalid_messages_and_settings_are_refused():
     for args, want in ((["-i", "0"], "judge inflight 0: expected 1 to 1024"),
                        (["-i", "2000"], "judge inflight 2000: expected 1 to 1024"),
                        (["--backoff-max-ms", "1", "--backoff-ms", "50"], "judge backoff.max.ms 1: expected 50"),
-                       (["-t", "0"], "judge timeout.ms 0: expected 1")):
+                       (["-t", "0"], "judge timeout.ms 0: expected 1"),
+                       (["--temperature", "2.5"], "judge temperature 2.5: expected 0 to 2")):
         _, _, err = drive([prompt("x")], *args, expect_rc=1)
         assert want in err, (args, err)
     _, _, err = drive([prompt("x")], url="ftp://example.invalid/v1", expect_rc=1)
@@ -375,7 +381,7 @@ def the_key_never_appears_in_any_output():
 
 try:
     for case in (answers_come_back_with_content_and_tokens,
-                 json_mode_asks_for_a_json_object_and_no_key_sends_no_header,
+                 json_mode_no_key_and_settings_left_out,
                  inflight_bounds_concurrency_and_connections_are_reused,
                  retry_after_seconds_is_honoured,
                  retry_after_date_is_honoured_and_capped,
