@@ -576,7 +576,7 @@ static void fail_unstarted(struct judge *j, judge_done_fn done, void *ctx)
 	while (q) {
 		struct req *r = q;
 		q = q->next;
-		finish_error(j, r, 1, r->invalid ? r->invalid : why, done, ctx);
+		finish_error(j, r, !r->invalid, r->invalid ? r->invalid : why, done, ctx);
 	}
 	while (w) {
 		struct req *r = w;
