@@ -12,7 +12,8 @@
 # running, and stopped at the end only if this script started it.
 #
 # Environment: BENCH_RECORDS (100000: records of the throughput input), BENCH_ONLY
-# (run only the benchmarks whose names contain it; RESULTS.md is then not replaced),
+# (run only the benchmarks whose names contain it; RESULTS.md is then not replaced;
+# when they are all "standalone" below, the broker and the input are not set up),
 # and the knobs each benchmark documents (BENCH_REPS, BENCH_CALLS, ...).
 set -u
 build=${1:?usage: bench/run.sh BUILD_DIR}
@@ -26,9 +27,12 @@ export BENCH_RECORDS_FILE=$BENCH_OUT/records.jsonl
 records=${BENCH_RECORDS:-100000}
 only=${BENCH_ONLY:-}
 # The order of the sections in RESULTS.md; benchmarks not listed follow by name.
-order=(caller throughput latency memory sampler sampler-rss)
+order=(caller throughput latency memory sampler sampler-rss eval_judge)
 # Programs the benchmarks run, not benchmarks themselves.
 helpers=(passthrough)
+# Benchmarks that need neither the broker nor the throughput input (eval_judge
+# talks to a fake HTTP server): when BENCH_ONLY picks only these, neither is set up.
+standalone=(eval_judge)
 
 say() { printf '%% bench: %s\n' "$*" >&2; }
 
@@ -45,7 +49,18 @@ trap 'exit 130' INT TERM
 
 mkdir -p "$BENCH_OUT"
 
-if ! deploy/kafka/kafka.sh status >/dev/null 2>&1; then
+needs_broker=1
+if [ -n "$only" ]; then
+	needs_broker=0
+	for p in "$build"/bench/* bench/py-overhead.py; do
+		[ -x "$p" ] && [ -f "$p" ] || continue
+		name=$(basename "$p")
+		[[ $name == *$only* ]] || continue
+		[[ " ${standalone[*]} ${helpers[*]} " == *" $name "* ]] || needs_broker=1
+	done
+fi
+
+if [ "$needs_broker" = 1 ] && ! deploy/kafka/kafka.sh status >/dev/null 2>&1; then
 	if out=$(deploy/kafka/kafka.sh up 2>&1); then
 		grep -q 'kafka: started' <<<"$out" && started_broker=1
 		say "$(grep '^kafka:' <<<"$out")"
@@ -55,12 +70,14 @@ if ! deploy/kafka/kafka.sh status >/dev/null 2>&1; then
 		exit 1
 	fi
 fi
-kafka_status=$(deploy/kafka/kafka.sh status 2>/dev/null)
+kafka_status=$( [ "$needs_broker" = 1 ] && deploy/kafka/kafka.sh status 2>/dev/null)
 kafka_version=$(sed -n 's/.*kafka \([0-9][0-9.]*\)[,)].*/\1/p' <<<"$kafka_status")
 
 # The throughput input: tracesift-loadgen's synthetic RAG traffic, or (if loadgen is
 # not built) bench/gen-records.py's simpler stand-in.
-if [ -x bin/tracesift-loadgen ]; then
+if [ "$needs_broker" = 0 ]; then
+	input_desc="(not made: BENCH_ONLY=$only needs no input)"
+elif [ -x bin/tracesift-loadgen ]; then
 	input_desc="\`tracesift-loadgen -n $records --seed 1 --start 2026-01-01T00:00:00Z\`"
 	bin/tracesift-loadgen -n "$records" --seed 1 --start 2026-01-01T00:00:00Z >"$BENCH_RECORDS_FILE" ||
 		{ echo "% ERROR: tracesift-loadgen failed" >&2; exit 1; }
