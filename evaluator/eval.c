@@ -866,13 +866,18 @@ int eval_run(struct evaluator *ev, struct store_reader *r, const struct run_spec
 	cJSON *summary = started;
 	int64_t items = 0, errors = 0, tokens = 0;
 	{
-		int64_t last = -1;
+		/* items: distinct sequence numbers among the results (they come in any order) */
+		uint64_t *seqs = malloc((x.nres + 1) * sizeof(*seqs));
 		for (size_t k = 0; k < x.nres; k++) {
 			errors += x.res[k].error;
-			if (x.res[k].seq != last)
-				items++;
-			last = x.res[k].seq;
+			if (seqs)
+				seqs[k] = (uint64_t)x.res[k].seq;
 		}
+		if (seqs && x.nres)
+			qsort(seqs, x.nres, sizeof(*seqs), cmp_u64);
+		for (size_t k = 0; seqs && k < x.nres; k++)
+			items += k == 0 || seqs[k] != seqs[k - 1];
+		free(seqs);
 	}
 	cJSON_AddStringToObject(summary, "ended_at", now);
 	cJSON_AddStringToObject(summary, "status", x.budget_hit ? "budget" : "complete");

@@ -357,7 +357,7 @@ int main(int argc, char **argv)
 
 	econf_init(cp);
 #define c (*cp)
-	while ((opt = getopt_long(argc, argv, "+c:b:s:X:qvh", longs, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:b:s:X:qvh", longs, NULL)) != -1) {
 		const char *name = NULL;
 		switch (opt) {
 		case 'c': config = optarg; break;

@@ -59,7 +59,7 @@ def add_to_store(store, recs, topic_name, dataset="monitoring", batch_size=50, f
 class Judge:
     """The fake OpenAI-compatible server, on a free port."""
 
-    def __init__(self, rules=(), delay_ms=0, key_env=None, require_key=False, default=None):
+    def __init__(self, rules=(), delay_ms=0, key_env=None, require_key=False, default=None, env=None):
         args = [sys.executable, os.path.join(TOP, "tests", "fakes", "openai_server.py"), "--port", "0",
                 "--quiet", "--delay-ms", str(delay_ms)]
         if key_env:
@@ -69,7 +69,8 @@ class Judge:
         if default is not None:
             args += ["--default-content", default]
         self.errlog = open(workfile("judge-%d.log" % random.randrange(1 << 30)), "wb")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.errlog)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.errlog,
+                                     env=dict(os.environ, **(env or {})))
         line = self.proc.stdout.readline().decode()
         assert "listening on" in line, "fake judge did not start: %r" % line
         self.port = int(line.strip().rsplit(":", 1)[1])

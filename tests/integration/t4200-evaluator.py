@@ -66,7 +66,7 @@ def judge_scores_and_errors():
     evalib.fill_store(store, rag_records(50, seed=4))
     rules = [
         # question 7: the first answer is prose, the reminder gets JSON
-        {"match": "question number 7 ", "in": "any", "content": "I think it is fine.", "times": 1},
+        {"match": "question number 7 ", "content": "I think it is fine."},
         # question 8: never JSON
         {"match": "question number 8 ", "in": "any", "content": "no json here"},
         # question 9: score out of range
@@ -98,7 +98,8 @@ def judge_scores_and_errors():
         assert by_q[11]["score"] is None and "400" in by_q[11]["error"], by_q[11]
         assert by_q[0]["score"] == 0.25 and by_q[0]["reason"] == "supported by the context"
         agg = summary["aggregates"]["hallucination"]
-        assert agg["errors"] == 3 and agg["n"] == 47 and agg["mean"] == 0.25, agg
+        assert agg["errors"] == 3 and agg["n"] == 47, agg
+        assert abs(agg["mean"] - (46 * 0.25 + 0.9) / 47) < 1e-9 and agg["max"] == 0.9, agg
         # the prompts carried the item's fields
         msgs = judge.log()["requests"][0]["messages"]
         text = json.dumps(msgs)
@@ -161,7 +162,8 @@ def every_50_across_kill9():
                    300)
         assert ev.stop() == 0, ev.stderr()[-2000:]
         r = runs(store)
-        assert len(r) == 20 and all(s and s["items"] == 50 and s["status"] == "complete" for s in r.values()), r
+        assert len(r) == 20 and all(s and s["items"] == 50 and s["status"] == "complete" for s in r.values()), \
+            [(rid, s and s["items"], s and s["status"]) for rid, s in r.items()]
         assert sorted(evaluated(store)) == list(range(1, 21)), evaluated(store)
         metrics = set(r["monitoring@b000001"]["aggregates"])
         assert {"hallucination", "moderation", "answer_relevance"} <= metrics, metrics
@@ -212,6 +214,7 @@ def subprocess_run(args):
                           text=True, timeout=timeout(60))
 
 
-for case in (heuristic_runs_once, judge_scores_and_errors, judge_budget, every_50_across_kill9, config_errors):
+for case in [globals()[a] for a in sys.argv[1:]] or (heuristic_runs_once, judge_scores_and_errors, judge_budget,
+                                                   every_50_across_kill9, config_errors):
     evalib.run(case)
 tslib.exit()

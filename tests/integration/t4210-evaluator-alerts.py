@@ -101,7 +101,8 @@ def api_key_never_shows():
     evalib.fill_store(store, rag_records(50, seed=11))
     judge = Judge([{"match": "question number 3 ", "in": "any", "status": 500, "echo_auth": True},
                    {"match": "question number 4 ", "in": "any", "status": 401},
-                   {"match": "", "content": '{"score": 0.2, "reason": "fine"}'}], key_env="TS_KEY")
+                   {"match": "", "content": '{"score": 0.2, "reason": "fine"}'}], key_env="TS_KEY",
+                  env={"TS_KEY": key})
     try:
         env = {"TRACESIFT_JUDGE_API_KEY": key, "TS_KEY": key}
         conf = ("[evaluator]\nbrokers = \"\"\n[judge]\nurl = %s\nmodel = m\nretries = 1\nbackoff.ms = 10\n"
@@ -120,7 +121,6 @@ def api_key_never_shows():
         lines = {l["item"]: l for l in evalib.scores(store, "monitoring@b000001")}
         errs = [l for l in lines.values() if l["score"] is None]
         assert len(errs) == 2, errs
-        assert "GET" not in out or True
     finally:
         judge.close()
 
