@@ -18,7 +18,8 @@
 #include "metric.h"
 #include "tstime.h"
 
-#define FLUSH_EVERY 64          /* score lines per fsync at most */
+#define FLUSH_EVERY 64          /* score lines written together at most */
+#define SYNC_MS 200             /* and fsynced at least this often (and at the end of a run) */
 #define STOP_WAIT_MS 10000      /* how long in-flight judge requests may finish after a stop */
 
 struct evaluator {
@@ -257,6 +258,7 @@ struct run_ctx {
 	uint64_t *done;            /* seq * nmetrics + metric of what scores.jsonl held at open, sorted */
 	size_t ndone;
 	int unflushed;
+	double synced_ms;          /* when scores.jsonl was last fsynced */
 	int budget_hit;
 	int failed;                /* a write failed: stop */
 	char err[512];
@@ -369,8 +371,12 @@ static void record(struct run_ctx *x, int64_t seq, int metric, const char *item,
 	x->ev->stats.scores += !r->error;
 	x->ev->stats.errors += r->error;
 	if (++x->unflushed >= FLUSH_EVERY) {
-		if (run_flush(x->w, x->err, sizeof(x->err)))
+		double now = now_ms();
+		int sync = now - x->synced_ms >= SYNC_MS;
+		if (run_flush(x->w, sync, x->err, sizeof(x->err)))
 			x->failed = 1;
+		if (sync)
+			x->synced_ms = now;
 		x->unflushed = 0;
 	}
 	return;
@@ -379,11 +385,24 @@ oom:
 	x->failed = 1;
 }
 
+/* Copies src into dst (size > 0), cut at a UTF-8 character boundary when it does not fit. */
+static void copy_text(char *dst, size_t size, const char *src)
+{
+	size_t n = strlen(src);
+	if (n >= size) {
+		n = size - 1;
+		while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
+			n--;
+	}
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 static void record_error(struct run_ctx *x, int64_t seq, int metric, const char *item,
                          const char *why, double latency, int64_t tokens, int attempts, int budget)
 {
 	struct metric_result r = { .score = NAN, .error = 1 };
-	snprintf(r.reason, sizeof(r.reason), "%s", why);
+	copy_text(r.reason, sizeof(r.reason), why);
 	record(x, seq, metric, item, &r, latency, tokens, attempts, budget);
 }
 
@@ -847,7 +866,7 @@ int eval_run(struct evaluator *ev, struct store_reader *r, const struct run_spec
 		goto out;
 	}
 	drain(&x, 0);
-	if (x.failed || run_flush(x.w, x.err, sizeof(x.err))) {
+	if (x.failed || run_flush(x.w, 1, x.err, sizeof(x.err))) {
 		cJSON_Delete(started);
 		fail(errstr, size, "run '%s': %s", spec->id, x.err);
 		goto out;

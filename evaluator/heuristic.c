@@ -437,6 +437,7 @@ struct wslot {
 	const char *p;   /* NULL: empty */
 	uint32_t len;
 	uint32_t hash;
+	int state;       /* grounding_count's: a stop word, or a content word missing or found */
 };
 
 struct wset {
@@ -482,39 +483,39 @@ static size_t table_size(size_t n)
 }
 
 /* Counts the answer's distinct content words (*total) and how many of them
- * occur in the context (*found).  One pass over each text, one allocation.
- * Returns 0, or -1 when out of memory. */
+ * occur in the context (*found).  The answer's words go into a small table
+ * (answers are short); the context is scanned once against it, without a
+ * table of its own, and the scan stops once every word is found.  Returns
+ * 0, or -1 when out of memory. */
 static int grounding_count(const char *answer, const char *context, size_t *found, size_t *total)
 {
+	enum { STOP = 1, MISSING = 2, FOUND = 3 };
 	*found = *total = 0;
 	if (!answer)
 		return 0;
 	size_t an = strlen(answer), cn = context ? strlen(context) : 0;
-	size_t asz = table_size(an), csz = table_size(cn);
-	if (asz > SIZE_MAX / sizeof(struct wslot) - csz)
-		return -1;
-	struct wslot *slots = calloc(asz + csz, sizeof(*slots));
+	size_t asz = table_size(an);
+	struct wslot *slots = calloc(asz, sizeof(*slots));
 	if (!slots)
 		return -1;
-	struct wset aset = { slots, asz - 1 }, cset = { slots + asz, csz - 1 };
-
+	struct wset aset = { slots, asz - 1 };
 	struct word w;
 	size_t pos = 0;
-	while (pos < cn && next_word(context, cn, &pos, &w)) {
-		struct wslot *e = wset_find(&cset, &w);
-		if (!e->p)
-			wslot_set(e, &w);
-	}
-	pos = 0;
 	while (next_word(answer, an, &pos, &w)) {
 		struct wslot *e = wset_find(&aset, &w);
 		if (e->p)
 			continue; /* seen: counted already, or a stop word */
 		wslot_set(e, &w);
-		if (is_stop_word(w.p, w.len))
-			continue;
-		++*total;
-		*found += wset_find(&cset, &w)->p != NULL;
+		e->state = is_stop_word(w.p, w.len) ? STOP : MISSING;
+		*total += e->state == MISSING;
+	}
+	pos = 0;
+	while (*found < *total && pos < cn && next_word(context, cn, &pos, &w)) {
+		struct wslot *e = wset_find(&aset, &w);
+		if (e->p && e->state == MISSING) {
+			e->state = FOUND;
+			++*found;
+		}
 	}
 	free(slots);
 	return 0;

@@ -26,6 +26,7 @@ struct run_writer {
 	int fd;                  /* scores.jsonl, O_APPEND */
 	char *buf;               /* lines added, not yet written */
 	size_t len, cap;
+	int unsynced;            /* written since the last fsync */
 };
 
 static int fail(char *errstr, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -406,25 +407,26 @@ int run_add(struct run_writer *w, const cJSON *line, char *errstr, size_t size)
 	return 0;
 }
 
-int run_flush(struct run_writer *w, char *errstr, size_t size)
+int run_flush(struct run_writer *w, int sync, char *errstr, size_t size)
 {
-	if (!w->len)
+	if (!w->len && !(sync && w->unsynced))
 		return 0;
 	off_t before = lseek(w->fd, 0, SEEK_END);
-	if (write_all(w->fd, w->buf, w->len) || fsync(w->fd)) {
+	if (write_all(w->fd, w->buf, w->len) || (sync && fsync(w->fd))) {
 		int e = errno;
 		/* leave whole lines only: what was not synced goes, the lines stay added */
 		if (before >= 0 && ftruncate(w->fd, before) == 0)
 			(void)fsync(w->fd);
 		return fail(errstr, size, "cannot write the scores of '%s': %s", w->dir, strerror(e));
 	}
+	w->unsynced = !sync;
 	w->len = 0;
 	return 0;
 }
 
 int run_finish(struct run_writer *w, const cJSON *summary, char *errstr, size_t size)
 {
-	if (run_flush(w, errstr, size))
+	if (run_flush(w, 1, errstr, size))
 		return -1;
 	char *text = cJSON_PrintUnformatted(summary);
 	if (!text)

@@ -54,8 +54,10 @@ struct run_writer *run_open(struct runs *rs, const char *id, const cJSON *info,
                             char *errstr, size_t errstr_size);
 /* Adds a score line (a JSON object; written at the next flush). */
 int run_add(struct run_writer *w, const cJSON *line, char *errstr, size_t errstr_size);
-/* Writes and fsyncs what was added.  0 or -1 with errstr. */
-int run_flush(struct run_writer *w, char *errstr, size_t errstr_size);
+/* Writes what was added (whole lines: a killed process leaves whole lines,
+ * or one torn line that run_open cuts off), and with sync also fsyncs the
+ * file (what a crash of the machine needs).  0 or -1 with errstr. */
+int run_flush(struct run_writer *w, int sync, char *errstr, size_t errstr_size);
 /* Flushes, writes summary.json atomically, and closes.  0 or -1 with errstr
  * (the writer stays open then: call run_close). */
 int run_finish(struct run_writer *w, const cJSON *summary, char *errstr, size_t errstr_size);
