@@ -180,6 +180,24 @@ def every_50_across_kill9():
         judge.close()
 
 
+def schedule_runs_what_arrived():
+    """Schedule mode: each pass scores the items that arrived since the last one, once."""
+    store = workfile("sc-store")
+    t = evalib.fill_store(store, rag_records(120, seed=12), dataset="archive", batch_size=0)
+    ev = Evaluator(store, ["-b", "", "-s", "schedule=1ms"])
+    ev.cmd("once")
+    assert sorted(runs(store)) == ["archive@s0-120"], runs(store)
+    ev.cmd("once")                                   # nothing new: no run
+    assert sorted(runs(store)) == ["archive@s0-120"], runs(store)
+    evalib.add_to_store(store, rag_records(50, seed=13, first=120), t, dataset="archive", batch_size=0)
+    ev.cmd("once")
+    r = runs(store)
+    assert sorted(r) == ["archive@s0-120", "archive@s120-170"], sorted(r)
+    assert r["archive@s120-170"]["items"] == 50
+    items = [l["item"] for rid in r for l in scores(store, rid) if l["metric"] == "latency"]
+    assert len(items) == len(set(items)) == 170
+
+
 def config_errors():
     """Bad configurations: a clear message naming the place, exit 2, nothing started."""
     store = workfile("c-store")
@@ -215,6 +233,7 @@ def subprocess_run(args):
 
 
 for case in [globals()[a] for a in sys.argv[1:]] or (heuristic_runs_once, judge_scores_and_errors, judge_budget,
-                                                   every_50_across_kill9, config_errors):
+                                                   every_50_across_kill9, schedule_runs_what_arrived,
+                                                   config_errors):
     evalib.run(case)
 tslib.exit()
