@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static char *trim(char *s)
+char *ini_trim(char *s)
 {
 	size_t n;
 	while (isspace((unsigned char)*s))
@@ -19,9 +19,7 @@ static char *trim(char *s)
 	return s;
 }
 
-/* Cuts a comment off the line: '#' or ';' at its start or after white
- * space, outside quotes. */
-static void strip_comment(char *s)
+void ini_strip_comment(char *s)
 {
 	int q = 0;
 	for (char *p = s; *p; p++) {
@@ -39,28 +37,36 @@ static void strip_comment(char *s)
 	}
 }
 
-/* Decodes a value in place: a quoted one loses its quotes and escapes.
- * Returns NULL (why set) when the quote is not closed or text follows it. */
-static const char *unquote(char *v, const char **why)
+char *ini_take_quoted(char *s)
 {
-	if (*v != '"')
-		return v;
-	char *o = v;
-	for (char *p = v + 1; *p; p++) {
+	char *o = s;
+	for (char *p = s + 1; *p; p++) {
 		if (*p == '"') {
 			*o = '\0';
-			if (*trim(p + 1)) {
-				*why = "text after the closing quote";
-				return NULL;
-			}
-			return v;
+			return p + 1;
 		}
 		if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
 			p++;
 		*o++ = *p;
 	}
-	*why = "missing closing '\"'";
 	return NULL;
+}
+
+int ini_unquote(char *v, char **out, char *why, size_t size)
+{
+	char *rest;
+	*out = v;
+	if (*v != '"')
+		return 0;
+	if (!(rest = ini_take_quoted(v))) {
+		snprintf(why, size, "no closing quote in '%s'", v);
+		return -1;
+	}
+	if (*ini_trim(rest)) {
+		snprintf(why, size, "text after the closing quote");
+		return -1;
+	}
+	return 0;
 }
 
 struct reader {
@@ -99,14 +105,14 @@ static int header(struct reader *rd, ini_fn fn, void *ctx, char *s)
 	char *end = strchr(s, ']'), *kind, *name;
 	if (!end)
 		return lfail(rd, "no ']' in section header '%s'", s);
-	if (*trim(end + 1))
+	if (*ini_trim(end + 1))
 		return lfail(rd, "text after section header '%.*s'", (int)(end + 1 - s), s);
 	*end = '\0';
-	kind = trim(s + 1);
+	kind = ini_trim(s + 1);
 	name = kind + strcspn(kind, " \t");
 	if (*name)
 		*name++ = '\0';
-	name = trim(name);
+	name = ini_trim(name);
 	if (!*kind)
 		return lfail(rd, "empty section header");
 	if (strlen(kind) >= sizeof(rd->kind) || strlen(name) >= sizeof(rd->name))
@@ -121,9 +127,8 @@ static int header(struct reader *rd, ini_fn fn, void *ctx, char *s)
 static int line(struct reader *rd, ini_fn fn, void *ctx, char *s)
 {
 	char *eq, *key;
-	const char *value, *why = NULL;
-	strip_comment(s);
-	s = trim(s);
+	ini_strip_comment(s);
+	s = ini_trim(s);
 	if (!*s)
 		return 0;
 	if (*s == '[')
@@ -131,12 +136,13 @@ static int line(struct reader *rd, ini_fn fn, void *ctx, char *s)
 	if (!(eq = strchr(s, '=')))
 		return lfail(rd, "missing '=' in '%s' (expected 'NAME = VALUE')", s);
 	*eq = '\0';
-	key = trim(s);
+	key = ini_trim(s);
 	if (!*key)
 		return lfail(rd, "missing name before '='");
 	if (strcspn(key, " \t") != strlen(key))
 		return lfail(rd, "invalid name '%s'", key);
-	if (!(value = unquote(trim(eq + 1), &why)))
+	char why[256], *value;
+	if (ini_unquote(ini_trim(eq + 1), &value, why, sizeof(why)))
 		return lfail(rd, "'%s': %s", key, why);
 	return call(rd, fn, ctx, key, value);
 }

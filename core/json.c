@@ -741,3 +741,13 @@ done:
 		*outlen = o;
 	return 0;
 }
+
+size_t json_utf8_cut(const char *s, size_t n, size_t max)
+{
+	if (n <= max)
+		return n;
+	size_t k = max;
+	while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+		k--;
+	return k;
+}

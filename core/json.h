@@ -21,6 +21,10 @@ int json_check(const char *buf, size_t len, int max_depth,
  * (may be NULL) to the offset where the first ill-formed sequence starts. */
 int json_utf8_check(const char *s, size_t len, size_t *bad_at);
 
+/* The longest prefix of s[0..n) that is at most max bytes and does not end
+ * inside a UTF-8 character: where to cut a text that must fit. */
+size_t json_utf8_cut(const char *s, size_t n, size_t max);
+
 /* --- a cursor for validators that check a schema while they scan ----------
  * (core/record.c).  The cursor checks exactly what json_check() checks.  It is
  * embedded by the caller (json_cur_init(), nothing to release).  After the

@@ -12,6 +12,7 @@
  */
 #include "sconf.h"
 
+#include "ini.h"
 #include "json.h"
 
 #include <ctype.h>
@@ -505,71 +506,6 @@ static int lfail(struct loader *ld, const char *fmt, ...)
 	return -1;
 }
 
-static char *trim(char *s)
-{
-	size_t n;
-	while (isspace((unsigned char)*s))
-		s++;
-	n = strlen(s);
-	while (n > 0 && isspace((unsigned char)s[n - 1]))
-		s[--n] = '\0';
-	return s;
-}
-
-/* Cuts a comment off the line: '#' or ';' at its start or after whitespace,
- * outside quotes. */
-static void strip_comment(char *s)
-{
-	int q = 0;
-	for (char *p = s; *p; p++) {
-		if (q) {
-			if (*p == '\\' && p[1])
-				p++;
-			else if (*p == '"')
-				q = 0;
-		} else if (*p == '"') {
-			q = 1;
-		} else if ((*p == '#' || *p == ';') && (p == s || isspace((unsigned char)p[-1]))) {
-			*p = '\0';
-			return;
-		}
-	}
-}
-
-/* A quoted string at s ("...", with \" and \\ standing for " and \, any other
- * backslash kept): decodes it in place into s and returns the byte after the
- * closing quote, or NULL when there is none. */
-static char *take_quoted(char *s)
-{
-	char *o = s;
-	for (char *p = s + 1; *p; p++) {
-		if (*p == '"') {
-			*o = '\0';
-			return p + 1;
-		}
-		if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
-			p++;
-		*o++ = *p;
-	}
-	return NULL;
-}
-
-/* A value as written: quoted or not; *out gets it (in place). */
-static int unquote(char *v, char **out, char *why, size_t size)
-{
-	char *rest;
-	if (*v != '"') {
-		*out = v;
-		return 0;
-	}
-	if (!(rest = take_quoted(v)))
-		return reason(why, size, "no closing quote in '%s'", v);
-	if (*trim(rest))
-		return reason(why, size, "text after the closing quote");
-	*out = v;
-	return 0;
-}
-
 static const char pred_syntax[] =
 	"expected error, tag = X, metadata.KEY = VALUE, model = X, name = X, "
 	"latency_ms > N, ttft_ms > N or tokens > N";
@@ -607,7 +543,7 @@ static int parse_pred(const char *text, struct pred *p, char *why, size_t size)
 			char *dup = strdup(q), *end;
 			if (!dup)
 				return reason(why, size, "out of memory");
-			if (!(end = take_quoted(dup))) {
+			if (!(end = ini_take_quoted(dup))) {
 				free(dup);
 				return reason(why, size, "invalid predicate '%s': no closing quote", text);
 			}
@@ -633,7 +569,7 @@ static int parse_pred(const char *text, struct pred *p, char *why, size_t size)
 	if (!(operand = strdup(q)))
 		return reason(why, size, "out of memory");
 	char inner[256];
-	if (unquote(operand, &val, inner, sizeof(inner))) {
+	if (ini_unquote(operand, &val, inner, sizeof(inner))) {
 		free(operand);
 		return reason(why, size, "invalid predicate '%s': %s", text, inner);
 	}
@@ -692,10 +628,10 @@ static int section_header(struct loader *ld, char *s)
 	char *end = strchr(s, ']'), *name;
 	if (!end)
 		return lfail(ld, "no ']' in section header '%s'", s);
-	if (*trim(end + 1))
+	if (*ini_trim(end + 1))
 		return lfail(ld, "text after section header '%.*s'", (int)(end + 1 - s), s);
 	*end = '\0';
-	name = trim(s + 1);
+	name = ini_trim(s + 1);
 	if (end_section(ld))
 		return -1;
 	if (!strcmp(name, "sampler")) {
@@ -713,7 +649,7 @@ static int section_header(struct loader *ld, char *s)
 	if (strncmp(name, "class", 5) || (name[5] && !isspace((unsigned char)name[5])))
 		return lfail(ld, "unknown section '[%s]' (expected [sampler], [class NAME] or "
 		             "[redact])", name);
-	name = trim(name + 5);
+	name = ini_trim(name + 5);
 	if (!*name)
 		return lfail(ld, "class section without a name: expected [class NAME]");
 	if (!name_ok(name, 100))
@@ -743,7 +679,7 @@ static int sampler_line(struct loader *ld, const char *key, char *raw)
 {
 	char why[512], *v;
 	const struct setting *s;
-	if (unquote(raw, &v, why, sizeof(why)))
+	if (ini_unquote(raw, &v, why, sizeof(why)))
 		return lfail(ld, "'%s': %s", key, why);
 	if (!strncmp(key, "kafka.", 6)) {
 		for (int i = ld->kafka_first; i < ld->c->nkafka_props; i++)
@@ -782,7 +718,7 @@ static int class_line(struct loader *ld, const char *key, char *raw)
 	if (ld->class_seen & bit)
 		return lfail(ld, "'%s' appears twice in class '%s'", key, k->name);
 	ld->class_seen |= bit;
-	if (unquote(raw, &v, why, sizeof(why)))
+	if (ini_unquote(raw, &v, why, sizeof(why)))
 		return lfail(ld, "'%s': %s", key, why);
 	switch (bit) {
 	case SEEN_RATE:
@@ -811,7 +747,7 @@ static char *split_arrow(char *v, char **left, char *why, size_t size)
 {
 	char *p;
 	if (*v == '"') {
-		if (!(p = take_quoted(v)))
+		if (!(p = ini_take_quoted(v)))
 			return reason(why, size, "no closing quote in '%s'", v), NULL;
 		*left = v;
 		p += strspn(p, " \t");
@@ -820,14 +756,14 @@ static char *split_arrow(char *v, char **left, char *why, size_t size)
 				return reason(why, size, "text after the closing quote"), NULL;
 			return why[0] = '\0', NULL;
 		}
-		return trim(p + 2);
+		return ini_trim(p + 2);
 	}
 	for (p = v; (p = strstr(p, "=>")); p += 2)
 		if ((p == v || isspace((unsigned char)p[-1])) &&
 		    (!p[2] || isspace((unsigned char)p[2]))) {
 			*p = '\0';
-			*left = trim(v);
-			return trim(p + 2);
+			*left = ini_trim(v);
+			return ini_trim(p + 2);
 		}
 	*left = v;
 	return why[0] = '\0', NULL;
@@ -842,7 +778,7 @@ static int redact_line(struct loader *ld, const char *key, char *raw)
 	right = split_arrow(raw, &left, why, sizeof(why));
 	if (why[0])
 		return lfail(ld, "'%s': %s", key, why);
-	if (right && unquote(right, &repl, why, sizeof(why)))
+	if (right && ini_unquote(right, &repl, why, sizeof(why)))
 		return lfail(ld, "'%s': replacement: %s", key, why);
 	if (!strcmp(key, "pattern")) {
 		struct redact_rule *r;
@@ -861,7 +797,7 @@ static int redact_line(struct loader *ld, const char *key, char *raw)
 		size_t n = strcspn(p, ",");
 		int last = !p[n];
 		p[n] = '\0';
-		name = trim(p);
+		name = ini_trim(p);
 		if (!builtin_known(name))
 			return lfail(ld, "unknown builtin '%s' (known: email, phone, api_key)", name);
 		for (int i = 0; i < c->nredact; i++)
@@ -878,8 +814,8 @@ static int redact_line(struct loader *ld, const char *key, char *raw)
 static int load_line(struct loader *ld, char *line)
 {
 	char *s, *eq, *key;
-	strip_comment(line);
-	s = trim(line);
+	ini_strip_comment(line);
+	s = ini_trim(line);
 	if (!*s)
 		return 0;
 	if (*s == '[')
@@ -887,15 +823,15 @@ static int load_line(struct loader *ld, char *line)
 	if (!(eq = strchr(s, '=')))
 		return lfail(ld, "missing '=' in '%s' (expected 'NAME = VALUE')", s);
 	*eq = '\0';
-	key = trim(s);
+	key = ini_trim(s);
 	if (!*key)
 		return lfail(ld, "missing name before '='");
 	if (strcspn(key, " \t") != strlen(key))
 		return lfail(ld, "invalid name '%s'", key);
 	switch (ld->sec) {
-	case SEC_SAMPLER: return sampler_line(ld, key, trim(eq + 1));
-	case SEC_CLASS:   return class_line(ld, key, trim(eq + 1));
-	case SEC_REDACT:  return redact_line(ld, key, trim(eq + 1));
+	case SEC_SAMPLER: return sampler_line(ld, key, ini_trim(eq + 1));
+	case SEC_CLASS:   return class_line(ld, key, ini_trim(eq + 1));
+	case SEC_REDACT:  return redact_line(ld, key, ini_trim(eq + 1));
 	default:
 		return lfail(ld, "'%s' is outside a section (expected [sampler], [class NAME] or "
 		             "[redact] first)", key);

@@ -33,6 +33,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "errfmt.h"
 #include "sbuf.h"
 #include "tstime.h"
 
@@ -47,19 +48,6 @@
 
 /* ---- small helpers ------------------------------------------------------ */
 
-static int fail(char *errstr, size_t size, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(char *errstr, size_t size, const char *fmt, ...)
-{
-	if (errstr && size) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(errstr, size, fmt, ap);
-		va_end(ap);
-	}
-	return -1;
-}
 
 /* Formats a path; -1 (errno ENAMETOOLONG) when it does not fit. */
 static int mkpath(char *out, size_t size, const char *fmt, ...)
@@ -285,12 +273,12 @@ static int name_ok(const char *s)
 static int check_name(const char *s, char *errstr, size_t size)
 {
 	if (!s)
-		return fail(errstr, size, "missing dataset name");
+		return errfmt(errstr, size, "missing dataset name");
 	if (!name_ok(s)) {
 		if (strlen(s) > STORE_NAME_MAX)
-			return fail(errstr, size, "bad dataset name '%.40s...': longer than %d bytes",
+			return errfmt(errstr, size, "bad dataset name '%.40s...': longer than %d bytes",
 			            s, STORE_NAME_MAX);
-		return fail(errstr, size, "bad dataset name '%.100s': use 1 to %d of A-Z a-z 0-9 . _ -",
+		return errfmt(errstr, size, "bad dataset name '%.100s': use 1 to %d of A-Z a-z 0-9 . _ -",
 		            s, STORE_NAME_MAX);
 	}
 	return 0;
@@ -300,25 +288,25 @@ static int check_name(const char *s, char *errstr, size_t size)
 static size_t check_id(const char *id, const char *dataset, char *errstr, size_t size)
 {
 	if (!id) {
-		fail(errstr, size, "missing item id in dataset '%s'", dataset);
+		errfmt(errstr, size, "missing item id in dataset '%s'", dataset);
 		return 0;
 	}
 	size_t n = 0;
 	for (; id[n]; n++) {
 		unsigned char c = (unsigned char)id[n];
 		if (n >= STORE_ID_MAX) {
-			fail(errstr, size, "bad item id '%.40s...' in dataset '%s': longer than %d bytes",
+			errfmt(errstr, size, "bad item id '%.40s...' in dataset '%s': longer than %d bytes",
 			     id, dataset, STORE_ID_MAX);
 			return 0;
 		}
 		if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') {
-			fail(errstr, size, "bad item id in dataset '%s': byte %zu is 0x%02x (ids are "
+			errfmt(errstr, size, "bad item id in dataset '%s': byte %zu is 0x%02x (ids are "
 			     "printable ASCII without quotes or backslashes)", dataset, n, c);
 			return 0;
 		}
 	}
 	if (!n)
-		fail(errstr, size, "empty item id in dataset '%s'", dataset);
+		errfmt(errstr, size, "empty item id in dataset '%s'", dataset);
 	return n;
 }
 
@@ -518,11 +506,11 @@ static int manifest_read(const char *dir, size_t ds_size, struct manifest *mf,
 	char path[PATH_MAX];
 	memset(mf, 0, sizeof(*mf));
 	if (mkpath(path, sizeof(path), "%s/MANIFEST", dir))
-		return fail(errstr, errstr_size, "cannot read store '%s': path too long", dir);
+		return errfmt(errstr, errstr_size, "cannot read store '%s': path too long", dir);
 	size_t len = 0;
 	char *text = slurp(path, &len);
 	if (!text)
-		return fail(errstr, errstr_size, "cannot read manifest '%s': %s", path, strerror(errno));
+		return errfmt(errstr, errstr_size, "cannot read manifest '%s': %s", path, strerror(errno));
 	cJSON *root = cJSON_ParseWithLength(text, len);
 	free(text);
 	const char *why = "not JSON";
@@ -599,7 +587,7 @@ bad:
 	free(mf->ds);
 	free(mf->offs);
 	memset(mf, 0, sizeof(*mf));
-	return fail(errstr, errstr_size, "bad manifest '%s': %s", path, why);
+	return errfmt(errstr, errstr_size, "bad manifest '%s': %s", path, why);
 }
 
 /* One line of the batches file: a complete batch. */
@@ -976,7 +964,7 @@ static struct wds *wds_create(struct store_writer *w, const char *name, char *er
 	struct wds *d = calloc(1, sizeof(*d));
 	if (!d || grow(&w->ds, &w->cds, w->nds + 1, sizeof(*w->ds))) {
 		free(d);
-		fail(errstr, size, "out of memory");
+		errfmt(errstr, size, "out of memory");
 		return NULL;
 	}
 	wds_init_fds(d);
@@ -1067,12 +1055,12 @@ int store_add(struct store_writer *w, const char *dataset, const char *id,
 	if (!idn)
 		return -1;
 	if (batch < -1)
-		return fail(errstr, errstr_size, "bad batch %lld of item '%s' in dataset '%s'",
+		return errfmt(errstr, errstr_size, "bad batch %lld of item '%s' in dataset '%s'",
 		            (long long)batch, id, dataset);
 	if (!json || !len)
-		return fail(errstr, errstr_size, "empty item '%s' in dataset '%s'", id, dataset);
+		return errfmt(errstr, errstr_size, "empty item '%s' in dataset '%s'", id, dataset);
 	if (memchr(json, '\n', len))
-		return fail(errstr, errstr_size, "item '%s' in dataset '%s' holds a raw newline",
+		return errfmt(errstr, errstr_size, "item '%s' in dataset '%s' holds a raw newline",
 		            id, dataset);
 	if (!d && !(d = wds_create(w, dataset, errstr, errstr_size)))
 		return -1;
@@ -1081,13 +1069,13 @@ int store_add(struct store_writer *w, const char *dataset, const char *id,
 		return 0;
 	size_t off = d->ids.len;
 	if (off + idn + 32 >= ARENA_OFF_MAX)
-		return fail(errstr, errstr_size, "dataset '%s' has too many ids", d->m.name);
+		return errfmt(errstr, errstr_size, "dataset '%s' has too many ids", d->m.name);
 	if (!d->cur && !(d->cur = chunk_get(w)))
-		return fail(errstr, errstr_size, "out of memory");
+		return errfmt(errstr, errstr_size, "out of memory");
 	struct chunk *c = d->cur;
 	if (idset_reserve(d, w->seed) || buf_reserve(&d->ids, idn + 32) ||
 	    buf_reserve(&c->raw, len + 1) || (batch >= 0 && batch_reserve(d)))
-		return fail(errstr, errstr_size, "out of memory");
+		return errfmt(errstr, errstr_size, "out of memory");
 	/* nothing fails from here on */
 	int64_t seq = d->m.items + (int64_t)d->nst;
 	buf_put(&d->ids, id, idn);
@@ -1140,10 +1128,10 @@ int store_add_trigger(struct store_writer *w, const char *dataset, int64_t batch
 	if (!d && check_name(dataset, errstr, errstr_size))
 		return -1;
 	if (batch < 0)
-		return fail(errstr, errstr_size, "bad batch %lld in dataset '%s'", (long long)batch,
+		return errfmt(errstr, errstr_size, "bad batch %lld in dataset '%s'", (long long)batch,
 		            dataset);
 	if (nids < 1 || !ids)
-		return fail(errstr, errstr_size, "trigger of batch %lld in dataset '%s' has no items",
+		return errfmt(errstr, errstr_size, "trigger of batch %lld in dataset '%s' has no items",
 		            (long long)batch, dataset);
 	for (int i = 0; i < nids; i++)
 		if (!check_id(ids[i], dataset, errstr, errstr_size))
@@ -1153,7 +1141,7 @@ int store_add_trigger(struct store_writer *w, const char *dataset, int64_t batch
 	if (done_has(d, batch))
 		return 0;
 	if (batch_reserve(d))
-		return fail(errstr, errstr_size, "out of memory");
+		return errfmt(errstr, errstr_size, "out of memory");
 	struct obatch *o = open_find(d, batch);
 	if (!o)
 		o = open_add(d, batch);
@@ -1227,21 +1215,21 @@ static int open_at(const char *path, uint64_t len, int fresh, char *errstr, size
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (fresh ? O_TRUNC : 0), 0600);
 	if (fd < 0)
-		return fail(errstr, size, "cannot open '%s': %s", path, strerror(errno));
+		return errfmt(errstr, size, "cannot open '%s': %s", path, strerror(errno));
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
-		fail(errstr, size, "cannot open '%s': %s", path, strerror(errno));
+		errfmt(errstr, size, "cannot open '%s': %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
 	if ((uint64_t)st.st_size < len) {
-		fail(errstr, size, "'%s' is shorter (%lld bytes) than its committed length (%llu)",
+		errfmt(errstr, size, "'%s' is shorter (%lld bytes) than its committed length (%llu)",
 		     path, (long long)st.st_size, (unsigned long long)len);
 		close(fd);
 		return -1;
 	}
 	if ((uint64_t)st.st_size > len && ftruncate(fd, (off_t)len) < 0) {
-		fail(errstr, size, "cannot truncate '%s': %s", path, strerror(errno));
+		errfmt(errstr, size, "cannot truncate '%s': %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -1261,7 +1249,7 @@ static int sync_seg(struct store_writer *w, struct wds *d, char *errstr, size_t 
 		char path[PATH_MAX], name[32];
 		seg_name(name, d->segfd_num);
 		ds_path(w, d, name, path, sizeof(path));
-		return fail(errstr, size, "cannot sync segment '%s': %s", path, strerror(errno));
+		return errfmt(errstr, size, "cannot sync segment '%s': %s", path, strerror(errno));
 	}
 	d->seg_touched = 0;
 	return 0;
@@ -1277,13 +1265,13 @@ static int write_items(struct store_writer *w, struct wds *d, int64_t now_us,
 	int64_t before = 0; /* staged items in the chunks before c */
 	for (struct chunk *c = d->shead; c; before += c->items, c = c->next) {
 		if (c->zerr)
-			return fail(errstr, size, "cannot compress items of dataset '%s': %s", d->m.name,
+			return errfmt(errstr, size, "cannot compress items of dataset '%s': %s", d->m.name,
 			            ZSTD_getErrorName(c->zerr));
 		struct seg *s = d->m.nsegs ? &d->m.segs[d->m.nsegs - 1] : NULL;
 		if (!s || need_rotate(&w->lim, s, now_us) ||
 		    (w->lim.segment_items > 0 && s->items + c->items > w->lim.segment_items)) {
 			if (grow(&d->m.segs, &d->m.csegs, d->m.nsegs + 1, sizeof(*d->m.segs)))
-				return fail(errstr, size, "out of memory");
+				return errfmt(errstr, size, "out of memory");
 			if (sync_seg(w, d, errstr, size))
 				return -1;
 			s = &d->m.segs[d->m.nsegs++];
@@ -1293,7 +1281,7 @@ static int write_items(struct store_writer *w, struct wds *d, int64_t now_us,
 		}
 		seg_name(name, s->num);
 		if (ds_path(w, d, name, path, sizeof(path)))
-			return fail(errstr, size, "cannot write segment in '%s': path too long", w->dir);
+			return errfmt(errstr, size, "cannot write segment in '%s': path too long", w->dir);
 		if (d->segfd < 0 || d->segfd_num != s->num) {
 			if (d->segfd >= 0) {
 				if (sync_seg(w, d, errstr, size))
@@ -1308,7 +1296,7 @@ static int write_items(struct store_writer *w, struct wds *d, int64_t now_us,
 		}
 		d->seg_touched = 1;
 		if (write_all(d->segfd, c->z.p, c->z.len, s->bytes) < 0)
-			return fail(errstr, size, "cannot write segment '%s': %s", path, strerror(errno));
+			return errfmt(errstr, size, "cannot write segment '%s': %s", path, strerror(errno));
 		s->bytes += c->z.len;
 		s->items += c->items;
 		if (c->min_batch >= 0) {
@@ -1328,7 +1316,7 @@ static int write_tail(struct store_writer *w, struct wds *d, const char *file, i
 {
 	char path[PATH_MAX];
 	if (ds_path(w, d, file, path, sizeof(path)))
-		return fail(errstr, size, "cannot write '%s' in '%s': path too long", file, w->dir);
+		return errfmt(errstr, size, "cannot write '%s' in '%s': path too long", file, w->dir);
 	if (*fd < 0) {
 		*fd = open_at(path, committed, committed == 0, errstr, size);
 		if (*fd < 0)
@@ -1337,7 +1325,7 @@ static int write_tail(struct store_writer *w, struct wds *d, const char *file, i
 	}
 	*touched = 1;
 	if (write_all(*fd, data, n, committed) < 0)
-		return fail(errstr, size, "cannot write '%s': %s", path, strerror(errno));
+		return errfmt(errstr, size, "cannot write '%s': %s", path, strerror(errno));
 	return 0;
 }
 
@@ -1347,7 +1335,7 @@ static int sync_tail(struct store_writer *w, struct wds *d, const char *file, in
 	if (*touched && fdatasync(fd) < 0) {
 		char path[PATH_MAX];
 		ds_path(w, d, file, path, sizeof(path));
-		return fail(errstr, size, "cannot sync '%s': %s", path, strerror(errno));
+		return errfmt(errstr, size, "cannot sync '%s': %s", path, strerror(errno));
 	}
 	*touched = 0;
 	return 0;
@@ -1439,7 +1427,7 @@ static int commit_attempt(struct store_writer *w, int64_t now_us, char *errstr, 
 		struct wds *d = w->ds[k];
 		if (!d->dir_synced) {
 			if (ds_path(w, d, NULL, path, sizeof(path)) || make_dir(path) < 0)
-				return fail(errstr, size, "cannot create dataset folder '%s/datasets/%s': %s",
+				return errfmt(errstr, size, "cannot create dataset folder '%s/datasets/%s': %s",
 				            w->dir, d->m.name, strerror(errno));
 			sync_datasets = 1;
 		}
@@ -1463,48 +1451,48 @@ static int commit_attempt(struct store_writer *w, int64_t now_us, char *errstr, 
 		if (d->need_dirsync) {
 			ds_path(w, d, NULL, path, sizeof(path));
 			if (fsync_dir(path) < 0)
-				return fail(errstr, size, "cannot sync folder '%s': %s", path, strerror(errno));
+				return errfmt(errstr, size, "cannot sync folder '%s': %s", path, strerror(errno));
 			d->need_dirsync = 0;
 		}
 	}
 	if (sync_datasets) {
 		if (mkpath(path, sizeof(path), "%s/datasets", w->dir) || fsync_dir(path) < 0)
-			return fail(errstr, size, "cannot sync folder '%s/datasets': %s", w->dir,
+			return errfmt(errstr, size, "cannot sync folder '%s/datasets': %s", w->dir,
 			            strerror(errno));
 	}
 	if (w->offset_oom)
-		return fail(errstr, size, "out of memory recording an offset in store '%s'", w->dir);
+		return errfmt(errstr, size, "out of memory recording an offset in store '%s'", w->dir);
 
 	struct sbuf s;
 	sbuf_init(&s);
 	manifest_build(w, &s, now_us);
 	if (s.oom) {
 		sbuf_release(&s);
-		return fail(errstr, size, "out of memory");
+		return errfmt(errstr, size, "out of memory");
 	}
 	if (mkpath(tmp, sizeof(tmp), "%s/MANIFEST.tmp", w->dir) ||
 	    mkpath(path, sizeof(path), "%s/MANIFEST", w->dir)) {
 		sbuf_release(&s);
-		return fail(errstr, size, "cannot write manifest of '%s': path too long", w->dir);
+		return errfmt(errstr, size, "cannot write manifest of '%s': path too long", w->dir);
 	}
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		sbuf_release(&s);
-		return fail(errstr, size, "cannot write manifest '%s': %s", tmp, strerror(errno));
+		return errfmt(errstr, size, "cannot write manifest '%s': %s", tmp, strerror(errno));
 	}
 	int rc = write_all(fd, s.buf, s.len, 0);
 	sbuf_release(&s);
 	if (rc < 0 || fdatasync(fd) < 0) {
 		int e = errno;
 		close(fd);
-		return fail(errstr, size, "cannot write manifest '%s': %s", tmp, strerror(e));
+		return errfmt(errstr, size, "cannot write manifest '%s': %s", tmp, strerror(e));
 	}
 	if (close(fd) < 0)
-		return fail(errstr, size, "cannot write manifest '%s': %s", tmp, strerror(errno));
+		return errfmt(errstr, size, "cannot write manifest '%s': %s", tmp, strerror(errno));
 	if (rename(tmp, path) < 0)
-		return fail(errstr, size, "cannot rename '%s' to 'MANIFEST': %s", tmp, strerror(errno));
+		return errfmt(errstr, size, "cannot rename '%s' to 'MANIFEST': %s", tmp, strerror(errno));
 	if (fsync_dir(w->dir) < 0) {
-		fail(errstr, size, "cannot sync store folder '%s': %s", w->dir, strerror(errno));
+		errfmt(errstr, size, "cannot sync store folder '%s': %s", w->dir, strerror(errno));
 		return 1;
 	}
 	return 0;
@@ -1588,7 +1576,7 @@ static int recover_file(const char *path, uint64_t len, int *cut, char *errstr, 
 	if (stat(path, &st) < 0) {
 		if (errno == ENOENT && len == 0)
 			return 0;
-		return fail(errstr, size, "cannot open '%s': %s", path, strerror(errno));
+		return errfmt(errstr, size, "cannot open '%s': %s", path, strerror(errno));
 	}
 	if ((uint64_t)st.st_size == len)
 		return 0;
@@ -1596,7 +1584,7 @@ static int recover_file(const char *path, uint64_t len, int *cut, char *errstr, 
 	if (fd < 0)
 		return -1;
 	if (fsync(fd) < 0) {
-		fail(errstr, size, "cannot sync '%s': %s", path, strerror(errno));
+		errfmt(errstr, size, "cannot sync '%s': %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
@@ -1611,13 +1599,13 @@ static int load_ids(struct store_writer *w, struct wds *d, const char *path,
 {
 	if (d->m.ids_bytes) {
 		if (buf_reserve(&d->ids, d->m.ids_bytes + 1))
-			return fail(errstr, size, "out of memory");
+			return errfmt(errstr, size, "out of memory");
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd < 0 || read_all(fd, d->ids.p, d->m.ids_bytes, 0) < 0) {
 			int e = errno;
 			if (fd >= 0)
 				close(fd);
-			return fail(errstr, size, "cannot read '%s': %s", path, strerror(e));
+			return errfmt(errstr, size, "cannot read '%s': %s", path, strerror(e));
 		}
 		close(fd);
 		d->ids.len = d->m.ids_bytes;
@@ -1626,7 +1614,7 @@ static int load_ids(struct store_writer *w, struct wds *d, const char *path,
 	while (nslots < (size_t)d->m.items * 2 + 2)
 		nslots *= 2;
 	if (!(d->slots = calloc(nslots, sizeof(*d->slots))))
-		return fail(errstr, size, "out of memory");
+		return errfmt(errstr, size, "out of memory");
 	d->nslots = nslots;
 	const char *p = d->ids.p, *end = d->ids.p + d->ids.len;
 	int64_t n = 0;
@@ -1647,7 +1635,7 @@ static int load_ids(struct store_writer *w, struct wds *d, const char *path,
 		p = nl + 1;
 	}
 	if (p != end || n != d->m.items)
-		return fail(errstr, size, "bad id index '%s': %lld lines for %lld items", path,
+		return errfmt(errstr, size, "bad id index '%s': %lld lines for %lld items", path,
 		            (long long)n, (long long)d->m.items);
 	return 0;
 }
@@ -1665,14 +1653,14 @@ static int load_done(struct wds *d, const char *path, char *errstr, size_t size)
 		return 0;
 	char *b = malloc(d->m.batches_bytes);
 	if (!b)
-		return fail(errstr, size, "out of memory");
+		return errfmt(errstr, size, "out of memory");
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || read_all(fd, b, d->m.batches_bytes, 0) < 0) {
 		int e = errno;
 		if (fd >= 0)
 			close(fd);
 		free(b);
-		return fail(errstr, size, "cannot read '%s': %s", path, strerror(e));
+		return errfmt(errstr, size, "cannot read '%s': %s", path, strerror(e));
 	}
 	close(fd);
 	const char *p = b, *end = b + d->m.batches_bytes;
@@ -1682,14 +1670,14 @@ static int load_done(struct wds *d, const char *path, char *errstr, size_t size)
 		struct store_batch sb;
 		if (!nl || parse_batch_line(p, (size_t)(nl - p), &sb) ||
 		    grow(&d->done, &d->cdone, d->ndone + 1, sizeof(*d->done)))
-			rc = fail(errstr, size, "bad batches file '%s' at byte %zu", path, (size_t)(p - b));
+			rc = errfmt(errstr, size, "bad batches file '%s' at byte %zu", path, (size_t)(p - b));
 		else
 			d->done[d->ndone++] = sb.batch;
 		p = nl ? nl + 1 : end;
 	}
 	free(b);
 	if (!rc && (int64_t)d->ndone != d->m.nbatches)
-		rc = fail(errstr, size, "bad batches file '%s': %zu lines for %lld batches", path,
+		rc = errfmt(errstr, size, "bad batches file '%s': %zu lines for %lld batches", path,
 		          d->ndone, (long long)d->m.nbatches);
 	if (!rc)
 		qsort(d->done, d->ndone, sizeof(*d->done), cmp_i64);
@@ -1705,7 +1693,7 @@ static int clean_dataset_dir(const char *dir, const struct dsmeta *m, char *errs
 	if (!dh) {
 		if (errno == ENOENT && (!m || !m->nsegs))
 			return 0;
-		return fail(errstr, size, "cannot read folder '%s': %s", dir, strerror(errno));
+		return errfmt(errstr, size, "cannot read folder '%s': %s", dir, strerror(errno));
 	}
 	int removed = 0, rc = 0;
 	struct dirent *e;
@@ -1724,7 +1712,7 @@ static int clean_dataset_dir(const char *dir, const struct dsmeta *m, char *errs
 			continue;
 		char path[PATH_MAX];
 		if (mkpath(path, sizeof(path), "%s/%s", dir, e->d_name) || unlink(path) < 0) {
-			rc = fail(errstr, size, "cannot remove uncommitted '%s/%s': %s", dir, e->d_name,
+			rc = errfmt(errstr, size, "cannot remove uncommitted '%s/%s': %s", dir, e->d_name,
 			          strerror(errno));
 			break;
 		}
@@ -1732,7 +1720,7 @@ static int clean_dataset_dir(const char *dir, const struct dsmeta *m, char *errs
 	}
 	closedir(dh);
 	if (!rc && removed && fsync_dir(dir) < 0)
-		rc = fail(errstr, size, "cannot sync folder '%s': %s", dir, strerror(errno));
+		rc = errfmt(errstr, size, "cannot sync folder '%s': %s", dir, strerror(errno));
 	return rc;
 }
 
@@ -1741,7 +1729,7 @@ static int recover_dataset(struct store_writer *w, struct wds *d, char *errstr, 
 	char dir[PATH_MAX], path[PATH_MAX], name[32];
 	int cut = 0;
 	if (ds_path(w, d, NULL, dir, sizeof(dir)))
-		return fail(errstr, size, "cannot open store '%s': path too long", w->dir);
+		return errfmt(errstr, size, "cannot open store '%s': path too long", w->dir);
 	for (size_t i = 0; i < d->m.nsegs; i++) {
 		seg_name(name, d->m.segs[i].num);
 		if (mkpath(path, sizeof(path), "%s/%s", dir, name) ||
@@ -1771,10 +1759,10 @@ static int clean_orphans(struct store_writer *w, int only_check, int *has_data,
 {
 	char path[PATH_MAX];
 	if (mkpath(path, sizeof(path), "%s/datasets", w->dir))
-		return fail(errstr, size, "cannot open store '%s': path too long", w->dir);
+		return errfmt(errstr, size, "cannot open store '%s': path too long", w->dir);
 	DIR *dh = opendir(path);
 	if (!dh)
-		return fail(errstr, size, "cannot read folder '%s': %s", path, strerror(errno));
+		return errfmt(errstr, size, "cannot read folder '%s': %s", path, strerror(errno));
 	struct dirent *e;
 	int rc = 0;
 	while (!rc && (e = readdir(dh)) != NULL) {
@@ -1815,13 +1803,13 @@ struct store_writer *store_writer_open(const char *dir, const struct store_limit
 {
 	char path[PATH_MAX];
 	if (!dir || !*dir) {
-		fail(errstr, errstr_size, "missing store folder");
+		errfmt(errstr, errstr_size, "missing store folder");
 		return NULL;
 	}
 	struct store_writer *w = calloc(1, sizeof(*w));
 	if (!w || !(w->dir = strdup(dir))) {
 		free(w);
-		fail(errstr, errstr_size, "out of memory");
+		errfmt(errstr, errstr_size, "out of memory");
 		return NULL;
 	}
 	w->lockfd = -1;
@@ -1830,46 +1818,46 @@ struct store_writer *store_writer_open(const char *dir, const struct store_limit
 	else
 		store_limits_default(&w->lim);
 	if (w->lim.zstd_level < ZSTD_minCLevel() || w->lim.zstd_level > ZSTD_maxCLevel()) {
-		fail(errstr, errstr_size, "zstd level %d is not in %d..%d", w->lim.zstd_level,
+		errfmt(errstr, errstr_size, "zstd level %d is not in %d..%d", w->lim.zstd_level,
 		     ZSTD_minCLevel(), ZSTD_maxCLevel());
 		goto bad;
 	}
 	if (getrandom(&w->seed, sizeof(w->seed), GRND_NONBLOCK) != (ssize_t)sizeof(w->seed))
 		w->seed = (uint64_t)tstime_mono_us() * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid();
 	if (make_dir(dir) < 0) {
-		fail(errstr, errstr_size, "cannot create store '%s': %s", dir, strerror(errno));
+		errfmt(errstr, errstr_size, "cannot create store '%s': %s", dir, strerror(errno));
 		goto bad;
 	}
 	if (mkpath(path, sizeof(path), "%s/LOCK", dir)) {
-		fail(errstr, errstr_size, "cannot open store '%s': path too long", dir);
+		errfmt(errstr, errstr_size, "cannot open store '%s': path too long", dir);
 		goto bad;
 	}
 	w->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (w->lockfd < 0) {
-		fail(errstr, errstr_size, "cannot open store lock '%s': %s", path, strerror(errno));
+		errfmt(errstr, errstr_size, "cannot open store lock '%s': %s", path, strerror(errno));
 		goto bad;
 	}
 	if (flock(w->lockfd, LOCK_EX | LOCK_NB) < 0) {
 		if (errno == EWOULDBLOCK)
-			fail(errstr, errstr_size, "store '%s' is locked by another writer", dir);
+			errfmt(errstr, errstr_size, "store '%s' is locked by another writer", dir);
 		else
-			fail(errstr, errstr_size, "cannot lock store '%s': %s", dir, strerror(errno));
+			errfmt(errstr, errstr_size, "cannot lock store '%s': %s", dir, strerror(errno));
 		goto bad;
 	}
 	if (mkpath(path, sizeof(path), "%s/datasets", dir) || make_dir(path) < 0) {
-		fail(errstr, errstr_size, "cannot create folder '%s/datasets': %s", dir, strerror(errno));
+		errfmt(errstr, errstr_size, "cannot create folder '%s/datasets': %s", dir, strerror(errno));
 		goto bad;
 	}
 	if (mkpath(path, sizeof(path), "%s/MANIFEST.tmp", dir) == 0)
 		unlink(path); /* a commit that did not reach its rename */
 	if (mkpath(path, sizeof(path), "%s/MANIFEST", dir)) {
-		fail(errstr, errstr_size, "cannot open store '%s': path too long", dir);
+		errfmt(errstr, errstr_size, "cannot open store '%s': path too long", dir);
 		goto bad;
 	}
 	struct stat st;
 	if (stat(path, &st) < 0) {
 		if (errno != ENOENT) {
-			fail(errstr, errstr_size, "cannot read manifest '%s': %s", path, strerror(errno));
+			errfmt(errstr, errstr_size, "cannot read manifest '%s': %s", path, strerror(errno));
 			goto bad;
 		}
 		/* a new store: write the empty manifest, unless data is there */
@@ -1877,7 +1865,7 @@ struct store_writer *store_writer_open(const char *dir, const struct store_limit
 		if (clean_orphans(w, 1, &has_data, errstr, errstr_size))
 			goto bad;
 		if (has_data) {
-			fail(errstr, errstr_size, "store '%s' holds dataset files but no MANIFEST "
+			errfmt(errstr, errstr_size, "store '%s' holds dataset files but no MANIFEST "
 			     "(not touching them)", dir);
 			goto bad;
 		}
@@ -1894,7 +1882,7 @@ struct store_writer *store_writer_open(const char *dir, const struct store_limit
 				free(mf.ds[i]);
 			}
 			free(mf.ds);
-			fail(errstr, errstr_size, "out of memory");
+			errfmt(errstr, errstr_size, "out of memory");
 			goto bad;
 		}
 		for (size_t i = 0; i < mf.nds; i++) {
@@ -1912,7 +1900,7 @@ struct store_writer *store_writer_open(const char *dir, const struct store_limit
 	if (!w->cctx ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, w->lim.zstd_level)) ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1))) {
-		fail(errstr, errstr_size, "cannot set up zstd compression");
+		errfmt(errstr, errstr_size, "cannot set up zstd compression");
 		goto bad;
 	}
 	if (stat(path, &st) < 0) {
@@ -2023,32 +2011,32 @@ int store_mark_evaluated(const char *dir, const char *dataset, int64_t batch,
 	if (check_name(dataset, errstr, errstr_size))
 		return -1;
 	if (batch < 0)
-		return fail(errstr, errstr_size, "bad batch %lld of dataset '%s'", (long long)batch, dataset);
+		return errfmt(errstr, errstr_size, "bad batch %lld of dataset '%s'", (long long)batch, dataset);
 	if (!dir || mkpath(dpath, sizeof(dpath), "%s/datasets/%s", dir, dataset) ||
 	    mkpath(path, sizeof(path), "%s/evaluated", dpath))
-		return fail(errstr, errstr_size, "cannot open store '%s': path too long", dir ? dir : "");
+		return errfmt(errstr, errstr_size, "cannot open store '%s': path too long", dir ? dir : "");
 	struct stat st;
 	if (stat(dpath, &st) < 0 || !S_ISDIR(st.st_mode))
-		return fail(errstr, errstr_size, "no dataset '%s' in store '%s'", dataset, dir);
+		return errfmt(errstr, errstr_size, "no dataset '%s' in store '%s'", dataset, dir);
 	int created = stat(path, &st) < 0;
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return fail(errstr, errstr_size, "cannot open '%s': %s", path, strerror(errno));
+		return errfmt(errstr, errstr_size, "cannot open '%s': %s", path, strerror(errno));
 	int rc = -1;
 	char *text = NULL;
 	int64_t *done = NULL;
 	size_t ndone = 0, valid = 0;
 	if (flock(fd, LOCK_EX) < 0 || fstat(fd, &st) < 0) {
-		fail(errstr, errstr_size, "cannot lock '%s': %s", path, strerror(errno));
+		errfmt(errstr, errstr_size, "cannot lock '%s': %s", path, strerror(errno));
 		goto out;
 	}
 	if (!(text = malloc((size_t)st.st_size + 1)) ||
 	    read_all(fd, text, (size_t)st.st_size, 0) < 0) {
-		fail(errstr, errstr_size, "cannot read '%s': %s", path, text ? strerror(errno) : "out of memory");
+		errfmt(errstr, errstr_size, "cannot read '%s': %s", path, text ? strerror(errno) : "out of memory");
 		goto out;
 	}
 	if (parse_evaluated(text, (size_t)st.st_size, &done, &ndone, &valid)) {
-		fail(errstr, errstr_size, "bad evaluated list '%s'", path);
+		errfmt(errstr, errstr_size, "bad evaluated list '%s'", path);
 		goto out;
 	}
 	if (i64_in(done, ndone, batch)) {
@@ -2061,14 +2049,14 @@ int store_mark_evaluated(const char *dir, const char *dataset, int64_t batch,
 	/* a torn last line (a crash mid-append) is cut off first */
 	if ((valid < (size_t)st.st_size && ftruncate(fd, (off_t)valid) < 0) ||
 	    write_all(fd, line, n, valid) < 0 || fdatasync(fd) < 0) {
-		fail(errstr, errstr_size, "cannot write '%s': %s", path, strerror(errno));
+		errfmt(errstr, errstr_size, "cannot write '%s': %s", path, strerror(errno));
 		if (ftruncate(fd, (off_t)valid) < 0) {
 			/* the torn line is cut off by the next call */
 		}
 		goto out;
 	}
 	if (created && fsync_dir(dpath) < 0) {
-		fail(errstr, errstr_size, "cannot sync folder '%s': %s", dpath, strerror(errno));
+		errfmt(errstr, errstr_size, "cannot sync folder '%s': %s", dpath, strerror(errno));
 		goto out;
 	}
 	rc = 0;
@@ -2119,13 +2107,13 @@ static struct rds *rds_find(const struct store_reader *r, const char *name)
 struct store_reader *store_reader_open(const char *dir, char *errstr, size_t errstr_size)
 {
 	if (!dir || !*dir) {
-		fail(errstr, errstr_size, "missing store folder");
+		errfmt(errstr, errstr_size, "missing store folder");
 		return NULL;
 	}
 	struct store_reader *r = calloc(1, sizeof(*r));
 	if (!r || !(r->dir = strdup(dir))) {
 		free(r);
-		fail(errstr, errstr_size, "out of memory");
+		errfmt(errstr, errstr_size, "out of memory");
 		return NULL;
 	}
 	struct manifest mf;
@@ -2148,7 +2136,7 @@ struct store_reader *store_reader_open(const char *dir, char *errstr, size_t err
 	}
 	free(mf.ds);
 	if (!r->ds || !(r->names = calloc(r->nds + 1, sizeof(*r->names)))) {
-		fail(errstr, errstr_size, "out of memory");
+		errfmt(errstr, errstr_size, "out of memory");
 		store_reader_close(r);
 		return NULL;
 	}
@@ -2157,20 +2145,20 @@ struct store_reader *store_reader_open(const char *dir, char *errstr, size_t err
 		char path[PATH_MAX];
 		r->names[i] = d->m.name;
 		if (mkpath(path, sizeof(path), "%s/datasets/%s/evaluated", dir, d->m.name)) {
-			fail(errstr, errstr_size, "cannot open store '%s': path too long", dir);
+			errfmt(errstr, errstr_size, "cannot open store '%s': path too long", dir);
 			store_reader_close(r);
 			return NULL;
 		}
 		size_t len;
 		char *text = slurp(path, &len);
 		if (!text && errno != ENOENT) {
-			fail(errstr, errstr_size, "cannot read '%s': %s", path, strerror(errno));
+			errfmt(errstr, errstr_size, "cannot read '%s': %s", path, strerror(errno));
 			store_reader_close(r);
 			return NULL;
 		}
 		if (text && parse_evaluated(text, len, &d->evaluated, &d->nevaluated, NULL)) {
 			free(text);
-			fail(errstr, errstr_size, "bad evaluated list '%s'", path);
+			errfmt(errstr, errstr_size, "bad evaluated list '%s'", path);
 			store_reader_close(r);
 			return NULL;
 		}
@@ -2326,7 +2314,7 @@ static int lsrc_fill(struct lsrc *s, const char *path, char *errstr, size_t size
 		size_t cap = s->cap * 2;
 		char *b = realloc(s->buf, cap);
 		if (!b)
-			return fail(errstr, size, "out of memory");
+			return errfmt(errstr, size, "out of memory");
 		s->buf = b;
 		s->cap = cap;
 	}
@@ -2337,7 +2325,7 @@ static int lsrc_fill(struct lsrc *s, const char *path, char *errstr, size_t size
 		if (n > s->end - s->off)
 			n = (size_t)(s->end - s->off);
 		if (read_all(s->fd, s->buf + s->len, n, s->off) < 0)
-			return fail(errstr, size, "cannot read '%s': %s", path, strerror(errno));
+			return errfmt(errstr, size, "cannot read '%s': %s", path, strerror(errno));
 		s->off += n;
 		s->len += n;
 		return 1;
@@ -2348,7 +2336,7 @@ static int lsrc_fill(struct lsrc *s, const char *path, char *errstr, size_t size
 			if (n > s->end - s->off)
 				n = (size_t)(s->end - s->off);
 			if (read_all(s->fd, s->in, n, s->off) < 0)
-				return fail(errstr, size, "cannot read segment '%s': %s", path,
+				return errfmt(errstr, size, "cannot read segment '%s': %s", path,
 				            errno == EIO ? "shorter than its committed length" : strerror(errno));
 			s->off += n;
 			s->zin = (ZSTD_inBuffer){ s->in, n, 0 };
@@ -2359,13 +2347,13 @@ static int lsrc_fill(struct lsrc *s, const char *path, char *errstr, size_t size
 		ZSTD_outBuffer out = { s->buf + s->len, s->cap - s->len, 0 };
 		size_t r = ZSTD_decompressStream(s->dctx, &out, &s->zin);
 		if (ZSTD_isError(r))
-			return fail(errstr, size, "cannot decode segment '%s': %s", path, ZSTD_getErrorName(r));
+			return errfmt(errstr, size, "cannot decode segment '%s': %s", path, ZSTD_getErrorName(r));
 		s->frame_open = r != 0;
 		s->len += out.pos;
 		if (out.pos)
 			return 1;
 		if (!more_in)
-			return fail(errstr, size, "cannot decode segment '%s': it ends inside a zstd frame", path);
+			return errfmt(errstr, size, "cannot decode segment '%s': it ends inside a zstd frame", path);
 	}
 }
 
@@ -2389,7 +2377,7 @@ static int lsrc_line(struct lsrc *s, const char *path, const char **line, size_t
 			return -1;
 		if (r == 0) {
 			if (s->len > s->pos)
-				return fail(errstr, size, "'%s' ends without a newline", path);
+				return errfmt(errstr, size, "'%s' ends without a newline", path);
 			return 0;
 		}
 	}
@@ -2432,7 +2420,7 @@ struct store_iter *store_iter_new(struct store_reader *r, const char *dataset, i
 {
 	struct rds *d = rds_find(r, dataset);
 	if (!d) {
-		fail(errstr, errstr_size, "no dataset '%s' in store '%s'", dataset ? dataset : "", r->dir);
+		errfmt(errstr, errstr_size, "no dataset '%s' in store '%s'", dataset ? dataset : "", r->dir);
 		return NULL;
 	}
 	struct store_iter *it = calloc(1, sizeof(*it));
@@ -2444,7 +2432,7 @@ struct store_iter *store_iter_new(struct store_reader *r, const char *dataset, i
 			lsrc_release(&it->ids);
 		}
 		free(it);
-		fail(errstr, errstr_size, "out of memory");
+		errfmt(errstr, errstr_size, "out of memory");
 		return NULL;
 	}
 	it->r = r;
@@ -2454,7 +2442,7 @@ struct store_iter *store_iter_new(struct store_reader *r, const char *dataset, i
 	it->item_seq = -1;
 	if (it->batch >= 0) {
 		if (load_batches(r, d)) {
-			fail(errstr, errstr_size, "cannot read the batches of dataset '%s'", d->m.name);
+			errfmt(errstr, errstr_size, "cannot read the batches of dataset '%s'", d->m.name);
 			store_iter_free(it);
 			return NULL;
 		}
@@ -2475,7 +2463,7 @@ struct store_iter *store_iter_new(struct store_reader *r, const char *dataset, i
 	}
 	it->segi = lo;
 	if (mkpath(it->ids_path, sizeof(it->ids_path), "%s/datasets/%s/ids", r->dir, d->m.name)) {
-		fail(errstr, errstr_size, "cannot open store '%s': path too long", r->dir);
+		errfmt(errstr, errstr_size, "cannot open store '%s': path too long", r->dir);
 		store_iter_free(it);
 		return NULL;
 	}
@@ -2493,13 +2481,13 @@ static int iter_open_seg(struct store_iter *it, char *errstr, size_t size)
 		char name[32];
 		seg_name(name, s->num);
 		if (mkpath(it->path, sizeof(it->path), "%s/datasets/%s/%s", it->r->dir, m->name, name))
-			return fail(errstr, size, "cannot open store '%s': path too long", it->r->dir);
+			return errfmt(errstr, size, "cannot open store '%s': path too long", it->r->dir);
 		if (lsrc_open(&it->seg, it->path, 0, s->bytes) < 0)
-			return fail(errstr, size, "cannot open segment '%s': %s", it->path, strerror(errno));
+			return errfmt(errstr, size, "cannot open segment '%s': %s", it->path, strerror(errno));
 		if (it->batch >= 0) {
 			uint64_t end = it->segi + 1 < m->nsegs ? m->segs[it->segi + 1].ids_off : m->ids_bytes;
 			if (lsrc_open(&it->ids, it->ids_path, s->ids_off, end) < 0)
-				return fail(errstr, size, "cannot open id index '%s': %s", it->ids_path,
+				return errfmt(errstr, size, "cannot open id index '%s': %s", it->ids_path,
 				            strerror(errno));
 		}
 		it->seq = s->first_seq;
@@ -2526,7 +2514,7 @@ int store_next(struct store_iter *it, const char **json, size_t *len, char *errs
 			return -1;
 		if (r == 0) {
 			if (it->seq != s->first_seq + s->items)
-				return fail(errstr, errstr_size, "segment '%s' holds %lld items, the manifest says %lld",
+				return errfmt(errstr, errstr_size, "segment '%s' holds %lld items, the manifest says %lld",
 				            it->path, (long long)(it->seq - s->first_seq), (long long)s->items);
 			lsrc_close(&it->seg);
 			lsrc_close(&it->ids);
@@ -2535,7 +2523,7 @@ int store_next(struct store_iter *it, const char **json, size_t *len, char *errs
 			continue;
 		}
 		if (it->seq >= s->first_seq + s->items)
-			return fail(errstr, errstr_size, "segment '%s' holds more than the %lld items the "
+			return errfmt(errstr, errstr_size, "segment '%s' holds more than the %lld items the "
 			            "manifest says", it->path, (long long)s->items);
 		int64_t seq = it->seq++;
 		if (it->batch >= 0) {
@@ -2547,7 +2535,7 @@ int store_next(struct store_iter *it, const char **json, size_t *len, char *errs
 				return -1;
 			const char *tab = k ? memchr(idl, '\t', idn) : NULL;
 			if (!k || (tab && parse_i64(tab + 1, idn - (size_t)(tab + 1 - idl), &b)))
-				return fail(errstr, errstr_size, "bad id index '%s' for item %lld", it->ids_path,
+				return errfmt(errstr, errstr_size, "bad id index '%s' for item %lld", it->ids_path,
 				            (long long)seq);
 			if (b != it->batch)
 				continue;

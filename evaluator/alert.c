@@ -8,15 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-static int fail(char *errstr, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *errstr, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(errstr, size, fmt, ap);
-	va_end(ap);
-	return -1;
-}
+#include "errfmt.h"
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -151,11 +143,11 @@ int alert_rule_parse(struct alert_rule *r, const char *name, const char *when,
 
 	memset(r, 0, sizeof(*r));
 	if (strlen(when) >= sizeof(buf))
-		return fail(errstr, size, "alert '%s': rule too long", name);
+		return errfmt(errstr, size, "alert '%s': rule too long", name);
 	strcpy(buf, when);
 	for (char *t = strtok_r(buf, " \t", &save); t; t = strtok_r(NULL, " \t", &save)) {
 		if (nw == MAX_WORDS)
-			return fail(errstr, size, "alert '%s': too many words in '%s'", name, when);
+			return errfmt(errstr, size, "alert '%s': too many words in '%s'", name, when);
 		w[nw++] = t;
 	}
 	for (int i = 0; i < nw; i++) {
@@ -163,22 +155,22 @@ int alert_rule_parse(struct alert_rule *r, const char *name, const char *when,
 		for (int k = 0; k < 4; k++)
 			if (!strcmp(w[i], ops[k])) {
 				if (op >= 0)
-					return fail(errstr, size, "alert '%s': two comparisons in '%s'", name, when);
+					return errfmt(errstr, size, "alert '%s': two comparisons in '%s'", name, when);
 				op = i;
 				r->op = (enum alert_op)k;
 			}
 	}
 	if (op < 0)
-		return fail(errstr, size, "alert '%s': no comparison in '%s' (expected e.g. "
+		return errfmt(errstr, size, "alert '%s': no comparison in '%s' (expected e.g. "
 		            "'hallucination share above 0.5 > 0.2' or 'p90 latency > 2000 ms')", name, when);
 	/* the bound, and an optional unit */
 	if (op + 1 >= nw || parse_number(w[op + 1], &r->bound))
-		return fail(errstr, size, "alert '%s': expected a number after '%s' in '%s'",
+		return errfmt(errstr, size, "alert '%s': expected a number after '%s' in '%s'",
 		            name, w[op], when);
 	if (op + 2 < nw) {
 		const char *unit = w[op + 2];
 		if (op + 3 < nw || (strcmp(unit, "ms") && strcmp(unit, "s") && strcmp(unit, "%")))
-			return fail(errstr, size, "alert '%s': unexpected '%s' after the bound "
+			return errfmt(errstr, size, "alert '%s': unexpected '%s' after the bound "
 			            "(a unit may follow it: ms, s or %%)", name, unit);
 		if (!strcmp(unit, "s"))
 			r->bound *= 1000;
@@ -191,10 +183,10 @@ int alert_rule_parse(struct alert_rule *r, const char *name, const char *when,
 		if (!strcasecmp(w[i], "share")) {
 			if (i + 2 >= op || (strcasecmp(w[i + 1], "above") && strcasecmp(w[i + 1], "below")) ||
 			    parse_number(w[i + 2], &r->agg_arg))
-				return fail(errstr, size, "alert '%s': expected 'share above X' or 'share "
+				return errfmt(errstr, size, "alert '%s': expected 'share above X' or 'share "
 				            "below X' in '%s'", name, when);
 			if (have_agg)
-				return fail(errstr, size, "alert '%s': two aggregates in '%s'", name, when);
+				return errfmt(errstr, size, "alert '%s': two aggregates in '%s'", name, when);
 			r->agg = strcasecmp(w[i + 1], "above") ? AGG_SHARE_BELOW : AGG_SHARE_ABOVE;
 			have_agg = 1;
 			i += 2;
@@ -203,27 +195,27 @@ int alert_rule_parse(struct alert_rule *r, const char *name, const char *when,
 		for (size_t k = 0; k < sizeof(AGGS) / sizeof(AGGS[0]); k++)
 			if (!strcasecmp(w[i], AGGS[k].word)) {
 				if (have_agg)
-					return fail(errstr, size, "alert '%s': two aggregates in '%s'", name, when);
+					return errfmt(errstr, size, "alert '%s': two aggregates in '%s'", name, when);
 				r->agg = AGGS[k].agg;
 				have_agg = found = 1;
 			}
 		if (found)
 			continue;
 		if (metric)
-			return fail(errstr, size, "alert '%s': unknown aggregate '%s' in '%s' (expected "
+			return errfmt(errstr, size, "alert '%s': unknown aggregate '%s' in '%s' (expected "
 			            "mean, p50, p90, p95, p99, min, max, any, all, share above X, share "
 			            "below X, errors or count)", name, metric, when);
 		metric = w[i];
 	}
 	if (!metric)
-		return fail(errstr, size, "alert '%s': no metric in '%s'", name, when);
+		return errfmt(errstr, size, "alert '%s': no metric in '%s'", name, when);
 	if (!have_agg)
-		return fail(errstr, size, "alert '%s': no aggregate in '%s' (expected mean, p50, p90, "
+		return errfmt(errstr, size, "alert '%s': no aggregate in '%s' (expected mean, p50, p90, "
 		            "p95, p99, min, max, any, all, share above X, share below X, errors or count)",
 		            name, when);
 	if (!(r->name = strdup(name)) || !(r->when = strdup(when)) || !(r->metric = strdup(metric))) {
 		alert_rule_release(r);
-		return fail(errstr, size, "out of memory");
+		return errfmt(errstr, size, "out of memory");
 	}
 	return 0;
 }

@@ -10,17 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "errfmt.h"
 #include "ini.h"
-
-static int fail(char *errstr, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *errstr, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(errstr, size, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* ---- the settings table ------------------------------------------------- */
 
@@ -96,30 +87,49 @@ static void free_list(char **l)
 	free(l);
 }
 
-static int parse_list(const char *v, char ***out)
+/* Calls add for each piece of v between separators, trimmed, empty ones left out. */
+static int split_each(const char *v, char sep, int (*add)(void *ctx, const char *s, size_t n), void *ctx)
 {
-	char **l = NULL;
-	size_t n = 0;
 	for (const char *p = v; *p; ) {
-		size_t k = strcspn(p, ",");
-		const char *a = p, *b = p + k;
+		const char *end = strchr(p, sep), *a = p, *b = end ? end : p + strlen(p);
 		while (a < b && isspace((unsigned char)*a))
 			a++;
 		while (b > a && isspace((unsigned char)b[-1]))
 			b--;
-		if (b > a) {
-			char **nl = realloc(l, (n + 2) * sizeof(*l));
-			if (!nl || !(nl[n] = strndup(a, (size_t)(b - a)))) {
-				free_list(nl ? nl : l);
-				return -1;
-			}
-			l = nl;
-			l[++n] = NULL;
-		}
-		p += k + (p[k] == ',');
+		if (b > a && add(ctx, a, (size_t)(b - a)))
+			return -1;
+		p = end ? end + 1 : p + strlen(p);
+	}
+	return 0;
+}
+
+struct strvec {
+	char **v;
+	size_t n;
+};
+
+static int strvec_add(void *ctx, const char *s, size_t n)
+{
+	struct strvec *l = ctx;
+	char **nv = realloc(l->v, (l->n + 2) * sizeof(*nv));
+	if (!nv)
+		return -1;
+	l->v = nv;
+	if (!(nv[l->n] = strndup(s, n)))
+		return -1;
+	nv[++l->n] = NULL;
+	return 0;
+}
+
+static int parse_list(const char *v, char ***out)
+{
+	struct strvec l = { NULL, 0 };
+	if (split_each(v, ',', strvec_add, &l)) {
+		free_list(l.v);
+		return -1;
 	}
 	free_list(*out);
-	*out = l;
+	*out = l.v;
 	return 0;
 }
 
@@ -135,19 +145,19 @@ static int apply(struct eval_conf *c, const struct setting *s, const char *v, ch
 	case T_STR: {
 		char *copy = strdup(v);
 		if (!copy)
-			return fail(errstr, size, "out of memory");
+			return errfmt(errstr, size, "out of memory");
 		free(*(char **)f);
 		*(char **)f = copy;
 		return 0;
 	}
 	case T_LIST:
-		return parse_list(v, (char ***)f) ? fail(errstr, size, "out of memory") : 0;
+		return parse_list(v, (char ***)f) ? errfmt(errstr, size, "out of memory") : 0;
 	case T_INT:
 	case T_I64:
 		errno = 0;
 		x = strtoll(v, &end, 10);
 		if (!*v || *end || errno || x < s->min || x > s->max)
-			return fail(errstr, size, "'%s': expected an integer from %lld to %lld, not '%s'",
+			return errfmt(errstr, size, "'%s': expected an integer from %lld to %lld, not '%s'",
 			            s->name, s->min, s->max, v);
 		if (s->type == T_INT)
 			*(int *)f = (int)x;
@@ -156,7 +166,7 @@ static int apply(struct eval_conf *c, const struct setting *s, const char *v, ch
 		return 0;
 	case T_DUR:
 		if (parse_duration(v, &ms))
-			return fail(errstr, size, "'%s': expected a duration (e.g. 500ms, 30s, 15m, 1h), "
+			return errfmt(errstr, size, "'%s': expected a duration (e.g. 500ms, 30s, 15m, 1h), "
 			            "not '%s'", s->name, v);
 		*(int64_t *)f = ms;
 		return 0;
@@ -164,7 +174,7 @@ static int apply(struct eval_conf *c, const struct setting *s, const char *v, ch
 		errno = 0;
 		d = strtod(v, &end);
 		if (!*v || *end || errno || !isfinite(d) || d < s->min || d > s->max)
-			return fail(errstr, size, "'%s': expected a number from %lld to %lld, not '%s'",
+			return errfmt(errstr, size, "'%s': expected a number from %lld to %lld, not '%s'",
 			            s->name, s->min, s->max, v);
 		*(double *)f = d;
 		return 0;
@@ -174,7 +184,7 @@ static int apply(struct eval_conf *c, const struct setting *s, const char *v, ch
 		else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") || !strcmp(v, "0"))
 			*(int *)f = 0;
 		else
-			return fail(errstr, size, "'%s': expected true or false, not '%s'", s->name, v);
+			return errfmt(errstr, size, "'%s': expected true or false, not '%s'", s->name, v);
 		return 0;
 	}
 	return 0;
@@ -184,7 +194,7 @@ int econf_set(struct eval_conf *c, const char *name, const char *value, char *er
 {
 	const struct setting *s = setting_find(name);
 	if (!s)
-		return fail(errstr, size, "unknown setting '%s' (see --help)", name);
+		return errfmt(errstr, size, "unknown setting '%s' (see --help)", name);
 	return apply(c, s, value, errstr, size);
 }
 
@@ -306,7 +316,7 @@ static char *read_file(const char *path, char *errstr, size_t size)
 	char *buf = NULL;
 	size_t len = 0, cap = 0, n;
 	if (!f) {
-		fail(errstr, size, "cannot open '%s': %s", path, strerror(errno));
+		errfmt(errstr, size, "cannot open '%s': %s", path, strerror(errno));
 		return NULL;
 	}
 	do {
@@ -315,7 +325,7 @@ static char *read_file(const char *path, char *errstr, size_t size)
 			if (!nb) {
 				free(buf);
 				fclose(f);
-				fail(errstr, size, "out of memory");
+				errfmt(errstr, size, "out of memory");
 				return NULL;
 			}
 			buf = nb;
@@ -324,7 +334,7 @@ static char *read_file(const char *path, char *errstr, size_t size)
 		len += n;
 	} while (n > 0 && len < (1 << 20));
 	if (ferror(f) || len >= (1 << 20)) {
-		fail(errstr, size, ferror(f) ? "cannot read '%s'" : "'%s' is over 1 MiB", path);
+		errfmt(errstr, size, ferror(f) ? "cannot read '%s'" : "'%s' is over 1 MiB", path);
 		free(buf);
 		fclose(f);
 		return NULL;
@@ -342,28 +352,23 @@ static int parse_double(const char *v, double *out)
 	return !*v || *end || errno || !isfinite(*out) ? -1 : 0;
 }
 
+static int phrase_add(void *ctx, const char *s, size_t n)
+{
+	struct metric *m = ctx;
+	char **np = realloc(m->phrases, (size_t)(m->nphrases + 1) * sizeof(*np));
+	if (!np)
+		return -1;
+	m->phrases = np;
+	if (!(np[m->nphrases] = strndup(s, n)))
+		return -1;
+	m->nphrases++;
+	return 0;
+}
+
 /* A phrase list: "a | b | c". */
 static int set_phrases(struct metric *m, const char *v)
 {
-	for (const char *p = v; *p; ) {
-		size_t k = strcspn(p, "|");
-		const char *a = p, *b = p + k;
-		while (a < b && isspace((unsigned char)*a))
-			a++;
-		while (b > a && isspace((unsigned char)b[-1]))
-			b--;
-		if (b > a) {
-			char **np = realloc(m->phrases, (size_t)(m->nphrases + 1) * sizeof(*np));
-			if (!np)
-				return -1;
-			m->phrases = np;
-			if (!(np[m->nphrases] = strndup(a, (size_t)(b - a))))
-				return -1;
-			m->nphrases++;
-		}
-		p += k + (p[k] == '|');
-	}
-	return 0;
+	return split_each(v, '|', phrase_add, m);
 }
 
 static int metric_line(struct metric *m, const char *key, const char *v, const char *dir,
@@ -377,7 +382,7 @@ static int metric_line(struct metric *m, const char *key, const char *v, const c
 				m->good_high = KINDS[i].good_high;
 				return 0;
 			}
-		return fail(errstr, size, "metric '%s': unknown kind '%s' (expected judge, length, "
+		return errfmt(errstr, size, "metric '%s': unknown kind '%s' (expected judge, length, "
 		            "empty, refusal, regex, contains, valid_json, tokens, latency, ttft or "
 		            "grounding)", m->name, v);
 	}
@@ -389,7 +394,7 @@ static int metric_line(struct metric *m, const char *key, const char *v, const c
 				m->good_high = JUDGES[i].good_high;
 				return 0;
 			}
-		return fail(errstr, size, "metric '%s': unknown judge '%s' (expected hallucination, "
+		return errfmt(errstr, size, "metric '%s': unknown judge '%s' (expected hallucination, "
 		            "moderation, answer_relevance, style or custom)", m->name, v);
 	}
 	if (!strcmp(key, "range")) {
@@ -397,11 +402,11 @@ static int metric_line(struct metric *m, const char *key, const char *v, const c
 		char *dots = strstr(v, "..");
 		char a[64];
 		if (!dots || (size_t)(dots - v) >= sizeof(a))
-			return fail(errstr, size, "metric '%s': range: expected LO..HI, not '%s'", m->name, v);
+			return errfmt(errstr, size, "metric '%s': range: expected LO..HI, not '%s'", m->name, v);
 		memcpy(a, v, (size_t)(dots - v));
 		a[dots - v] = '\0';
 		if (parse_double(a, &lo) || parse_double(dots + 2, &hi) || lo >= hi)
-			return fail(errstr, size, "metric '%s': range: expected LO..HI with LO < HI, not '%s'",
+			return errfmt(errstr, size, "metric '%s': range: expected LO..HI with LO < HI, not '%s'",
 			            m->name, v);
 		m->lo = lo;
 		m->hi = hi;
@@ -409,24 +414,24 @@ static int metric_line(struct metric *m, const char *key, const char *v, const c
 	}
 	if (!strcmp(key, "threshold")) {
 		if (parse_double(v, &m->threshold))
-			return fail(errstr, size, "metric '%s': threshold: expected a number, not '%s'",
+			return errfmt(errstr, size, "metric '%s': threshold: expected a number, not '%s'",
 			            m->name, v);
 		return 0;
 	}
 	if (!strcmp(key, "better")) {
 		if (strcmp(v, "high") && strcmp(v, "low"))
-			return fail(errstr, size, "metric '%s': better: expected high or low", m->name);
+			return errfmt(errstr, size, "metric '%s': better: expected high or low", m->name);
 		m->good_high = !strcmp(v, "high");
 		return 0;
 	}
 	if (!strcmp(key, "icase")) {
 		if (strcmp(v, "true") && strcmp(v, "false"))
-			return fail(errstr, size, "metric '%s': icase: expected true or false", m->name);
+			return errfmt(errstr, size, "metric '%s': icase: expected true or false", m->name);
 		m->icase = !strcmp(v, "true");
 		return 0;
 	}
 	if (!strcmp(key, "phrases"))
-		return set_phrases(m, v) ? fail(errstr, size, "out of memory") : 0;
+		return set_phrases(m, v) ? errfmt(errstr, size, "out of memory") : 0;
 	if (!strcmp(key, "rubric.file")) {
 		char path[PATH_MAX], *text;
 		if (v[0] != '/' && dir)
@@ -435,7 +440,7 @@ static int metric_line(struct metric *m, const char *key, const char *v, const c
 			snprintf(path, sizeof(path), "%s", v);
 		char why[512];
 		if (!(text = read_file(path, why, sizeof(why))))
-			return fail(errstr, size, "metric '%s': rubric.file: %s", m->name, why);
+			return errfmt(errstr, size, "metric '%s': rubric.file: %s", m->name, why);
 		free(m->rubric);
 		m->rubric = text;
 		return 0;
@@ -447,11 +452,11 @@ static int metric_line(struct metric *m, const char *key, const char *v, const c
 	else if (!strcmp(key, "pattern"))
 		str = &m->pattern;
 	if (!str)
-		return fail(errstr, size, "metric '%s': unknown key '%s' (expected kind, judge, rubric, "
+		return errfmt(errstr, size, "metric '%s': unknown key '%s' (expected kind, judge, rubric, "
 		            "rubric.file, range, threshold, better, field, pattern, icase, phrases)",
 		            m->name, key);
 	free(*str);
-	return (*str = strdup(v)) ? 0 : fail(errstr, size, "out of memory");
+	return (*str = strdup(v)) ? 0 : errfmt(errstr, size, "out of memory");
 }
 
 /* ---- the file ----------------------------------------------------------- */
@@ -471,17 +476,17 @@ static int field_set(struct eval_conf *c, const char *key, const char *v, char *
 	for (int i = 0; i < 6; i++)
 		if (!strcmp(key, FIELD_KEYS[i])) {
 			if (*v && *v != '/')
-				return fail(errstr, size, "field '%s': expected a JSON pointer starting with "
+				return errfmt(errstr, size, "field '%s': expected a JSON pointer starting with "
 				            "'/', not '%s'", key, v);
 			char *copy = strdup(v);
 			if (!copy)
-				return fail(errstr, size, "out of memory");
+				return errfmt(errstr, size, "out of memory");
 			free(c->field_owned[i]);
 			c->field_owned[i] = copy;
 			*slots[i] = copy;
 			return 0;
 		}
-	return fail(errstr, size, "unknown field '%s' (expected question, answer, context, latency, "
+	return errfmt(errstr, size, "unknown field '%s' (expected question, answer, context, latency, "
 	            "ttft, tokens)", key);
 }
 
@@ -504,7 +509,7 @@ static int add_kafka_prop(struct eval_conf *c, const char *name, const char *val
 int econf_kafka_prop(struct eval_conf *c, const char *name, const char *value,
                      char *errstr, size_t size)
 {
-	return add_kafka_prop(c, name, value) ? fail(errstr, size, "out of memory") : 0;
+	return add_kafka_prop(c, name, value) ? errfmt(errstr, size, "out of memory") : 0;
 }
 
 static int on_line(void *ctx, const struct ini_pos *pos, const char *kind, const char *name,
@@ -518,61 +523,61 @@ static int on_line(void *ctx, const struct ini_pos *pos, const char *kind, const
 			int *seen = kind[0] == 'e' ? &ld->seen_evaluator : kind[0] == 'j' ?
 			            &ld->seen_judge : &ld->seen_fields;
 			if (*name)
-				return fail(errstr, size, "section '[%s]' takes no name", kind);
+				return errfmt(errstr, size, "section '[%s]' takes no name", kind);
 			if ((*seen)++)
-				return fail(errstr, size, "section '[%s]' appears twice", kind);
+				return errfmt(errstr, size, "section '[%s]' appears twice", kind);
 			return 0;
 		}
 		if (!strcmp(kind, "metric") || !strcmp(kind, "alert")) {
 			if (!*name)
-				return fail(errstr, size, "expected [%s NAME]", kind);
+				return errfmt(errstr, size, "expected [%s NAME]", kind);
 			if (!name_ok(name))
-				return fail(errstr, size, "%s name '%s': expected 1 to 64 of A-Z a-z 0-9 _ . -",
+				return errfmt(errstr, size, "%s name '%s': expected 1 to 64 of A-Z a-z 0-9 _ . -",
 				            kind, name);
 			if (kind[0] == 'm') {
 				if (metric_find(c, name))
-					return fail(errstr, size, "metric '%s' defined twice", name);
+					return errfmt(errstr, size, "metric '%s' defined twice", name);
 				if (!metric_add(c, name, METRIC_JUDGE))
-					return fail(errstr, size, "out of memory");
+					return errfmt(errstr, size, "out of memory");
 				c->metrics[c->nmetrics - 1].judge = JUDGE_CUSTOM;
 			} else {
 				for (int i = 0; i < c->nalerts; i++)
 					if (!strcmp(c->alerts[i].name, name))
-						return fail(errstr, size, "alert '%s' defined twice", name);
+						return errfmt(errstr, size, "alert '%s' defined twice", name);
 				struct alert_rule *a = realloc(c->alerts, (size_t)(c->nalerts + 1) * sizeof(*a));
 				if (!a)
-					return fail(errstr, size, "out of memory");
+					return errfmt(errstr, size, "out of memory");
 				c->alerts = a;
 				memset(&a[c->nalerts], 0, sizeof(*a));
 				if (!(a[c->nalerts].name = strdup(name)))
-					return fail(errstr, size, "out of memory");
+					return errfmt(errstr, size, "out of memory");
 				c->nalerts++;
 			}
 			return 0;
 		}
-		return fail(errstr, size, "unknown section '[%s]' (expected [evaluator], [judge], "
+		return errfmt(errstr, size, "unknown section '[%s]' (expected [evaluator], [judge], "
 		            "[fields], [metric NAME] or [alert NAME])", kind);
 	}
 	if (!*kind)
-		return fail(errstr, size, "'%s' is outside a section (expected [evaluator] first)", key);
+		return errfmt(errstr, size, "'%s' is outside a section (expected [evaluator] first)", key);
 	if (!strcmp(kind, "evaluator")) {
 		if (!strncmp(key, "kafka.", 6) && key[6])
-			return add_kafka_prop(c, key + 6, v) ? fail(errstr, size, "out of memory") : 0;
+			return add_kafka_prop(c, key + 6, v) ? errfmt(errstr, size, "out of memory") : 0;
 		if (!strcmp(key, "defaults")) {
 			if (strcmp(v, "auto") && strcmp(v, "on") && strcmp(v, "off"))
-				return fail(errstr, size, "'defaults': expected auto, on or off");
+				return errfmt(errstr, size, "'defaults': expected auto, on or off");
 			c->defaults = !strcmp(v, "auto") ? -1 : !strcmp(v, "on");
 			return 0;
 		}
 		if (!strncmp(key, "judge.", 6) || !setting_find(key))
-			return fail(errstr, size, "unknown key '%s' in [evaluator] (see --help)", key);
+			return errfmt(errstr, size, "unknown key '%s' in [evaluator] (see --help)", key);
 		return econf_set(c, key, v, errstr, size);
 	}
 	if (!strcmp(kind, "judge")) {
 		char full[128];
 		snprintf(full, sizeof(full), "judge.%s", key);
 		if (!setting_find(full))
-			return fail(errstr, size, "unknown key '%s' in [judge] (see --help)", key);
+			return errfmt(errstr, size, "unknown key '%s' in [judge] (see --help)", key);
 		return econf_set(c, full, v, errstr, size);
 	}
 	if (!strcmp(kind, "fields"))
@@ -581,10 +586,10 @@ static int on_line(void *ctx, const struct ini_pos *pos, const char *kind, const
 		return metric_line(&c->metrics[c->nmetrics - 1], key, v, ld->dir, errstr, size);
 	/* alert */
 	if (strcmp(key, "when"))
-		return fail(errstr, size, "alert '%s': unknown key '%s' (expected when)", name, key);
+		return errfmt(errstr, size, "alert '%s': unknown key '%s' (expected when)", name, key);
 	struct alert_rule *a = &c->alerts[c->nalerts - 1];
 	if (a->when)
-		return fail(errstr, size, "alert '%s': 'when' given twice", name);
+		return errfmt(errstr, size, "alert '%s': 'when' given twice", name);
 	char *n = a->name;
 	a->name = NULL;
 	int rc = alert_rule_parse(a, n, v, errstr, size);
@@ -609,7 +614,7 @@ int econf_load(struct eval_conf *c, const char *path, char *errstr, size_t size)
 		return -1;
 	for (int i = 0; i < c->nalerts; i++)
 		if (!c->alerts[i].when)
-			return fail(errstr, size, "'%s': alert '%s' has no 'when' line", path,
+			return errfmt(errstr, size, "'%s': alert '%s' has no 'when' line", path,
 			            c->alerts[i].name);
 	return 0;
 }
@@ -640,17 +645,17 @@ static int read_key(struct eval_conf *c, char *errstr, size_t size)
 	const char *v = c->judge_key_env && *c->judge_key_env ? getenv(c->judge_key_env) : NULL;
 	if (v && *v) {
 		if (!(c->judge_key = strdup(v)))
-			return fail(errstr, size, "out of memory");
+			return errfmt(errstr, size, "out of memory");
 		return 0;
 	}
 	if (c->judge_key_file && *c->judge_key_file) {
 		char why[512], *text = read_file(c->judge_key_file, why, sizeof(why));
 		if (!text)
-			return fail(errstr, size, "judge api.key.file: %s", why);
+			return errfmt(errstr, size, "judge api.key.file: %s", why);
 		text[strcspn(text, "\r\n")] = '\0';
 		if (!*text) {
 			free(text);
-			return fail(errstr, size, "judge api.key.file '%s' is empty", c->judge_key_file);
+			return errfmt(errstr, size, "judge api.key.file '%s' is empty", c->judge_key_file);
 		}
 		c->judge_key = text;
 	}
@@ -694,7 +699,7 @@ static int add_defaults(struct eval_conf *c, char *errstr, size_t size)
 			continue;
 		struct metric *m = metric_add(c, d->name, d->kind);
 		if (!m)
-			return fail(errstr, size, "out of memory");
+			return errfmt(errstr, size, "out of memory");
 		m->judge = d->judge;
 		m->threshold = d->threshold;
 		for (size_t k = 0; k < NELEM(JUDGES); k++)
@@ -722,17 +727,17 @@ static uint64_t fnv_str(uint64_t h, const char *s)
 int econf_finish(struct eval_conf *c, char *errstr, size_t size)
 {
 	if (econf_has_judge(c) && (!c->judge_model || !*c->judge_model))
-		return fail(errstr, size, "judge url is set but no judge model (judge.model, or "
+		return errfmt(errstr, size, "judge url is set but no judge model (judge.model, or "
 		            "TRACESIFT_JUDGE_MODEL)");
 	if (c->defaults == 1 || (c->defaults == -1 && c->nmetrics == 0))
 		if (add_defaults(c, errstr, size))
 			return -1;
 	if (c->nmetrics == 0)
-		return fail(errstr, size, "no metrics (defaults = off and no [metric] section)");
+		return errfmt(errstr, size, "no metrics (defaults = off and no [metric] section)");
 	for (int i = 0; i < c->nmetrics; i++) {
 		struct metric *m = &c->metrics[i];
 		if (m->kind == METRIC_JUDGE && !econf_has_judge(c))
-			return fail(errstr, size, "metric '%s' needs a judge: set [judge] url and model "
+			return errfmt(errstr, size, "metric '%s' needs a judge: set [judge] url and model "
 			            "(or TRACESIFT_JUDGE_URL and TRACESIFT_JUDGE_MODEL)", m->name);
 		if (metric_prepare(m, errstr, size))
 			return -1;
@@ -752,7 +757,7 @@ int econf_finish(struct eval_conf *c, char *errstr, size_t size)
 				continue;
 			struct alert_rule *a = realloc(c->alerts, (size_t)(c->nalerts + 1) * sizeof(*a));
 			if (!a)
-				return fail(errstr, size, "out of memory");
+				return errfmt(errstr, size, "out of memory");
 			c->alerts = a;
 			if (alert_rule_parse(&a[c->nalerts], DEFAULT_ALERTS[i].name, DEFAULT_ALERTS[i].when,
 			                     errstr, size))
@@ -762,7 +767,7 @@ int econf_finish(struct eval_conf *c, char *errstr, size_t size)
 	}
 	for (int i = 0; i < c->nalerts; i++)
 		if (!metric_find(c, c->alerts[i].metric))
-			return fail(errstr, size, "alert '%s': no metric '%s' runs", c->alerts[i].name,
+			return errfmt(errstr, size, "alert '%s': no metric '%s' runs", c->alerts[i].name,
 			            c->alerts[i].metric);
 	if (econf_has_judge(c)) {
 		if (read_key(c, errstr, size))

@@ -13,7 +13,9 @@
 #include <curl/curl.h>
 #include <librdkafka/rdkafka.h>
 
+#include "errfmt.h"
 #include "alert.h"
+#include "json.h"
 #include "judge.h"
 #include "metric.h"
 #include "tstime.h"
@@ -33,16 +35,6 @@ struct evaluator {
 	struct eval_stats stats;
 	char hook_host[256];        /* scheme://host of the webhook: what messages show of it */
 };
-
-static int fail(char *errstr, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *errstr, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(errstr, size, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 static double now_ms(void)
 {
@@ -104,13 +96,13 @@ static rd_kafka_t *alert_producer(const struct eval_conf *c, char *errstr, size_
 	rd_kafka_conf_set_dr_msg_cb(kc, dr_cb);
 	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, why, sizeof(why));
 	if (!rk) {
-		fail(errstr, size, "alert producer: %s", why);
+		errfmt(errstr, size, "alert producer: %s", why);
 		return NULL;
 	}
 	return rk;
 bad:
 	rd_kafka_conf_destroy(kc);
-	fail(errstr, size, "alert producer: %s", why);
+	errfmt(errstr, size, "alert producer: %s", why);
 	return NULL;
 }
 
@@ -119,7 +111,7 @@ struct evaluator *evaluator_new(struct eval_conf *conf, volatile sig_atomic_t *r
 {
 	struct evaluator *ev = calloc(1, sizeof(*ev));
 	if (!ev) {
-		fail(errstr, size, "out of memory");
+		errfmt(errstr, size, "out of memory");
 		return NULL;
 	}
 	ev->conf = conf;
@@ -133,12 +125,12 @@ struct evaluator *evaluator_new(struct eval_conf *conf, volatile sig_atomic_t *r
 		goto bad;
 	if (*conf->webhook_url) {
 		if (strncmp(conf->webhook_url, "http://", 7) && strncmp(conf->webhook_url, "https://", 8)) {
-			fail(errstr, size, "webhook url: expected http:// or https://");
+			errfmt(errstr, size, "webhook url: expected http:// or https://");
 			goto bad;
 		}
 		curl_global_init(CURL_GLOBAL_DEFAULT);
 		if (!(ev->hook = curl_easy_init())) {
-			fail(errstr, size, "webhook: cannot start libcurl");
+			errfmt(errstr, size, "webhook: cannot start libcurl");
 			goto bad;
 		}
 		hook_host(conf->webhook_url, ev->hook_host, sizeof(ev->hook_host));
@@ -388,12 +380,7 @@ oom:
 /* Copies src into dst (size > 0), cut at a UTF-8 character boundary when it does not fit. */
 static void copy_text(char *dst, size_t size, const char *src)
 {
-	size_t n = strlen(src);
-	if (n >= size) {
-		n = size - 1;
-		while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
-			n--;
-	}
+	size_t n = json_utf8_cut(src, strlen(src), size - 1);
 	memcpy(dst, src, n);
 	dst[n] = '\0';
 }
@@ -729,7 +716,7 @@ static int fire_alerts(struct evaluator *ev, const cJSON *summary, char *errstr,
 		char *payload = cJSON_PrintUnformatted(msg);
 		if (!payload) {
 			cJSON_Delete(msg);
-			return fail(errstr, size, "out of memory");
+			return errfmt(errstr, size, "out of memory");
 		}
 		fprintf(stderr, "%% ALERT: %s\n", text);
 		if (ev->hook)
@@ -828,7 +815,7 @@ int eval_run(struct evaluator *ev, struct store_reader *r, const struct run_spec
 	x.spec = spec;
 	cJSON *info = run_info(&x);
 	if (!info)
-		return fail(errstr, size, "out of memory");
+		return errfmt(errstr, size, "out of memory");
 	x.w = run_open(ev->runs, spec->id, info, errstr, size);
 	cJSON_Delete(info);
 	if (!x.w)
@@ -868,7 +855,7 @@ int eval_run(struct evaluator *ev, struct store_reader *r, const struct run_spec
 	drain(&x, 0);
 	if (x.failed || run_flush(x.w, 1, x.err, sizeof(x.err))) {
 		cJSON_Delete(started);
-		fail(errstr, size, "run '%s': %s", spec->id, x.err);
+		errfmt(errstr, size, "run '%s': %s", spec->id, x.err);
 		goto out;
 	}
 	if (!*ev->run) {
@@ -915,7 +902,7 @@ int eval_run(struct evaluator *ev, struct store_reader *r, const struct run_spec
 		free(aggs);
 		free(sorted);
 		cJSON_Delete(summary);
-		fail(errstr, size, "out of memory");
+		errfmt(errstr, size, "out of memory");
 		goto out;
 	}
 	cJSON_AddItemToObject(summary, "aggregates", aggregates(&x, aggs, sorted));
@@ -1014,7 +1001,11 @@ int eval_resume(struct evaluator *ev, char *errstr, size_t size)
 	return rc;
 }
 
-int eval_pending_batches(struct evaluator *ev, int *done, char *errstr, size_t size)
+typedef int (*dataset_fn)(struct evaluator *ev, struct store_reader *r, const char *dataset,
+                          int *done, char *errstr, size_t size);
+
+/* Calls fn for each configured dataset of the store as it is now. */
+static int each_dataset(struct evaluator *ev, dataset_fn fn, int *done, char *errstr, size_t size)
 {
 	struct store_reader *r = store_reader_open(ev->conf->store, errstr, size);
 	const char *const *names;
@@ -1023,49 +1014,55 @@ int eval_pending_batches(struct evaluator *ev, int *done, char *errstr, size_t s
 	if (!r)
 		return -1;
 	int nds = store_datasets(r, &names);
-	for (int d = 0; d < nds && !rc && *ev->run; d++) {
-		const struct store_batch *b;
-		if (!dataset_wanted(ev->conf, names[d]))
-			continue;
-		int nb = store_batches(r, names[d], &b);
-		for (int i = 0; i < nb && !rc && *ev->run; i++) {
-			if (b[i].state != BATCH_COMPLETE)
-				continue;
-			struct run_spec s;
-			run_spec_batch(&s, names[d], &b[i]);
-			rc = eval_run(ev, r, &s, errstr, size);
-			*done += rc == 0;
-		}
-	}
+	for (int d = 0; d < nds && !rc && *ev->run; d++)
+		if (dataset_wanted(ev->conf, names[d]))
+			rc = fn(ev, r, names[d], done, errstr, size);
 	store_reader_close(r);
 	return rc;
 }
 
-int eval_schedule(struct evaluator *ev, int *done, char *errstr, size_t size)
+/* Every complete batch of dataset not evaluated yet, in order. */
+static int batches_of(struct evaluator *ev, struct store_reader *r, const char *dataset, int *done,
+                      char *errstr, size_t size)
 {
-	struct store_reader *r = store_reader_open(ev->conf->store, errstr, size);
-	const char *const *names;
-	int rc = 0;
-	*done = 0;
-	if (!r)
-		return -1;
-	int nds = store_datasets(r, &names);
-	for (int d = 0; d < nds && !rc && *ev->run; d++) {
-		if (!dataset_wanted(ev->conf, names[d]))
-			continue;
-		int64_t from = runs_cursor(ev->runs, names[d]), to = store_count(r, names[d]);
-		if (to <= from)
+	const struct store_batch *b;
+	int rc = 0, nb = store_batches(r, dataset, &b);
+	for (int i = 0; i < nb && !rc && *ev->run; i++) {
+		if (b[i].state != BATCH_COMPLETE)
 			continue;
 		struct run_spec s;
-		run_spec_range(&s, names[d], from, to);
+		run_spec_batch(&s, dataset, &b[i]);
 		rc = eval_run(ev, r, &s, errstr, size);
-		if (rc == 0) {
-			(*done)++;
-			rc = runs_set_cursor(ev->runs, names[d], to, errstr, size);
-		}
+		*done += rc == 0;
 	}
-	store_reader_close(r);
 	return rc;
+}
+
+/* What arrived in dataset since the cursor, as one range run. */
+static int arrivals_of(struct evaluator *ev, struct store_reader *r, const char *dataset, int *done,
+                       char *errstr, size_t size)
+{
+	int64_t from = runs_cursor(ev->runs, dataset), to = store_count(r, dataset);
+	if (to <= from)
+		return 0;
+	struct run_spec s;
+	run_spec_range(&s, dataset, from, to);
+	int rc = eval_run(ev, r, &s, errstr, size);
+	if (rc == 0) {
+		(*done)++;
+		rc = runs_set_cursor(ev->runs, dataset, to, errstr, size);
+	}
+	return rc;
+}
+
+int eval_pending_batches(struct evaluator *ev, int *done, char *errstr, size_t size)
+{
+	return each_dataset(ev, batches_of, done, errstr, size);
+}
+
+int eval_schedule(struct evaluator *ev, int *done, char *errstr, size_t size)
+{
+	return each_dataset(ev, arrivals_of, done, errstr, size);
 }
 
 /* ---- show ------------------------------------------------------------------------- */

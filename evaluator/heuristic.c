@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
+
 /* ---- small text helpers --------------------------------------------------- */
 
 static inline unsigned char lower(unsigned char c)
@@ -27,17 +29,6 @@ static inline int is_word_byte(unsigned char c)
 	return c >= 0x80 || is_alnum(c);
 }
 
-/* The longest prefix of s[0..n) that is at most max bytes and does not end
- * inside a UTF-8 character. */
-static size_t utf8_cut(const char *s, size_t n, size_t max)
-{
-	if (n <= max)
-		return n;
-	size_t k = max;
-	while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
-		k--;
-	return k;
-}
 
 static size_t utf8_chars(const char *s, size_t n)
 {
@@ -59,9 +50,7 @@ static void result(struct metric_result *r, double score, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void not_scored(struct metric_result *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static void not_scored(struct metric_result *r, const char *fmt, ...)
+int metric_error(struct metric_result *r, const char *fmt, ...)
 {
 	va_list ap;
 	r->score = NAN;
@@ -69,6 +58,7 @@ static void not_scored(struct metric_result *r, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
 	va_end(ap);
+	return -1;
 }
 
 /* ---- settings ------------------------------------------------------------- */
@@ -229,9 +219,9 @@ static int field_text(const struct metric *m, const struct eval_item *it, struct
 static void text_missing(struct metric_result *r, const struct text *t)
 {
 	if (!strcmp(t->label, "answer"))
-		not_scored(r, "no answer at %.200s", t->at);
+		metric_error(r, "no answer at %.200s", t->at);
 	else
-		not_scored(r, "no value at %.200s", t->at);
+		metric_error(r, "no value at %.200s", t->at);
 }
 
 /* ---- EMPTY ------------------------------------------------------------------- */
@@ -561,7 +551,7 @@ static void score_text(const struct metric *m, const struct text *t, struct metr
 			if (has_phrase(t->s, t->len, ph)) {
 				size_t pl = strlen(ph);
 				result(r, 1, "%s contains the refusal phrase \"%.*s\"", lb,
-				       (int)utf8_cut(ph, pl, 160), ph);
+				       (int)json_utf8_cut(ph, pl, 160), ph);
 				return;
 			}
 		}
@@ -569,7 +559,7 @@ static void score_text(const struct metric *m, const struct text *t, struct metr
 		break;
 	}
 	case METRIC_REGEX: {
-		int pl = (int)utf8_cut(m->pattern, strlen(m->pattern), 160);
+		int pl = (int)json_utf8_cut(m->pattern, strlen(m->pattern), 160);
 		int rc = regexec(&m->re, t->s, 0, NULL, 0);
 		if (rc == 0)
 			result(r, 1, "%s matches '%.*s'", lb, pl, m->pattern);
@@ -578,13 +568,13 @@ static void score_text(const struct metric *m, const struct text *t, struct metr
 		else {
 			char why[128];
 			regerror(rc, &m->re, why, sizeof(why));
-			not_scored(r, "regex failed on %s: %s", lb, why);
+			metric_error(r, "regex failed on %s: %s", lb, why);
 		}
 		break;
 	}
 	case METRIC_CONTAINS: {
 		size_t n = strlen(m->pattern);
-		int pl = (int)utf8_cut(m->pattern, n, 160);
+		int pl = (int)json_utf8_cut(m->pattern, n, 160);
 		int yes = m->icase ? contains_icase(t->s, t->len, m->pattern, n)
 		                   : memmem(t->s, t->len, m->pattern, n) != NULL;
 		result(r, yes, "%s %s '%.*s'%s", lb, yes ? "contains" : "does not contain", pl,
@@ -624,16 +614,16 @@ int heuristic_score(const struct metric *m, const struct eval_item *it, struct m
 	case METRIC_CONTAINS:
 	case METRIC_VALID_JSON: {
 		if (m->kind == METRIC_REGEX && !m->re_ready) {
-			not_scored(r, "metric '%s' is not prepared", m->name ? m->name : "");
+			metric_error(r, "metric '%s' is not prepared", m->name ? m->name : "");
 			return -1;
 		}
 		if (m->kind == METRIC_CONTAINS && (!m->pattern || !*m->pattern)) {
-			not_scored(r, "metric '%s' has no pattern", m->name ? m->name : "");
+			metric_error(r, "metric '%s' has no pattern", m->name ? m->name : "");
 			return -1;
 		}
 		struct text t;
 		if (field_text(m, it, &t)) {
-			not_scored(r, "out of memory");
+			metric_error(r, "out of memory");
 			return 0;
 		}
 		if (!t.s && m->kind == METRIC_EMPTY)
@@ -647,37 +637,37 @@ int heuristic_score(const struct metric *m, const struct eval_item *it, struct m
 	}
 	case METRIC_TOKENS:
 		if (isnan(it->tokens))
-			not_scored(r, "no token count at %.200s", AT(it, tokens, "/usage/total_tokens"));
+			metric_error(r, "no token count at %.200s", AT(it, tokens, "/usage/total_tokens"));
 		else
 			result(r, it->tokens, "%.0f tokens", it->tokens);
 		return 0;
 	case METRIC_LATENCY:
 		if (isnan(it->latency_ms))
-			not_scored(r, "no latency at %.200s", AT(it, latency, "/latency_ms/total"));
+			metric_error(r, "no latency at %.200s", AT(it, latency, "/latency_ms/total"));
 		else
 			put_ms(r, "latency", it->latency_ms);
 		return 0;
 	case METRIC_TTFT:
 		if (isnan(it->ttft_ms))
-			not_scored(r, "no time to first token at %.200s",
+			metric_error(r, "no time to first token at %.200s",
 			           AT(it, ttft, "/latency_ms/time_to_first_token"));
 		else
 			put_ms(r, "time to first token", it->ttft_ms);
 		return 0;
 	case METRIC_GROUNDING: {
 		if (!it->answer) {
-			not_scored(r, "no answer at %.200s", AT(it, answer, "/output/answer"));
+			metric_error(r, "no answer at %.200s", AT(it, answer, "/output/answer"));
 			return 0;
 		}
 		if (!it->context) {
-			not_scored(r, "no context at %.200s", AT(it, context, "/output/context"));
+			metric_error(r, "no context at %.200s", AT(it, context, "/output/context"));
 			return 0;
 		}
 		size_t found, total;
 		if (grounding_count(it->answer, it->context, &found, &total))
-			not_scored(r, "out of memory");
+			metric_error(r, "out of memory");
 		else if (!total)
-			not_scored(r, "answer has no content word");
+			metric_error(r, "answer has no content word");
 		else
 			result(r, (double)found / (double)total, "%zu of %zu content words found in the context",
 			       found, total);
@@ -685,7 +675,7 @@ int heuristic_score(const struct metric *m, const struct eval_item *it, struct m
 	}
 	case METRIC_JUDGE:
 	default:
-		not_scored(r, "metric '%s' is not a heuristic", m->name ? m->name : "");
+		metric_error(r, "metric '%s' is not a heuristic", m->name ? m->name : "");
 		return -1;
 	}
 }

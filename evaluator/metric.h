@@ -95,6 +95,9 @@ struct metric_result {
 	char reason[512];
 };
 
+/* Makes r an error result (score NAN) with the reason formatted; returns -1. */
+int metric_error(struct metric_result *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* The value at pointer ptr in root, or NULL ("" is root itself). */
 const cJSON *json_pointer(const cJSON *root, const char *ptr);
 

@@ -8,23 +8,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "json.h"
 #include "sbuf.h"
 
 /* The most of one field (question, context, answer, rubric) a prompt
  * carries, and of a bad answer sent back with a reminder. */
 #define FIELD_MAX 16384
 
-/* The longest prefix of s[0..n) that is at most max bytes and does not end
- * inside a UTF-8 character. */
-static size_t utf8_cut(const char *s, size_t n, size_t max)
-{
-	if (n <= max)
-		return n;
-	size_t k = max;
-	while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
-		k--;
-	return k;
-}
 
 /* ---- building the messages -------------------------------------------------- */
 
@@ -55,7 +45,7 @@ static void put_guarded(struct sbuf *sb, const char *s, size_t n)
  * and marked when it was cut (and then *cut set). */
 static void put_field(struct sbuf *sb, int *cut, const char *tag, const char *text)
 {
-	size_t n = strlen(text), k = utf8_cut(text, n, FIELD_MAX);
+	size_t n = strlen(text), k = json_utf8_cut(text, n, FIELD_MAX);
 	sbuf_printf(sb, "\n<%s>\n", tag);
 	put_guarded(sb, text, k);
 	if (k < n) {
@@ -300,7 +290,7 @@ int judge_messages_remind(cJSON *messages, const char *bad_answer, size_t len)
 	const char *nul = len ? memchr(bad_answer, '\0', len) : NULL;
 	if (nul)
 		len = (size_t)(nul - bad_answer);
-	size_t k = utf8_cut(bad_answer, len, FIELD_MAX);
+	size_t k = json_utf8_cut(bad_answer, len, FIELD_MAX);
 	char *copy = malloc(k + 1);
 	if (!copy)
 		return -1;
@@ -328,7 +318,7 @@ static int is_space(char c)
  * shown as spaces, "..." when cut.  out has room for 80 bytes. */
 static void excerpt(const char *s, size_t n, char out[80])
 {
-	size_t k = utf8_cut(s, n, 60), j = 0;
+	size_t k = json_utf8_cut(s, n, 60), j = 0;
 	for (size_t i = 0; i < k; i++)
 		out[j++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? ' ' : s[i];
 	if (k < n) {
@@ -338,18 +328,6 @@ static void excerpt(const char *s, size_t n, char out[80])
 	out[j] = '\0';
 }
 
-static int reject(struct metric_result *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static int reject(struct metric_result *r, const char *fmt, ...)
-{
-	va_list ap;
-	r->score = NAN;
-	r->error = 1;
-	va_start(ap, fmt);
-	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 static const char *type_name(const cJSON *v)
 {
@@ -378,9 +356,9 @@ int judge_parse(const struct metric *m, const char *content, size_t len, struct 
 	while (e > s && is_space(e[-1]))
 		e--;
 	if (s == e)
-		return reject(r, "judge answer is empty");
+		return metric_error(r, "judge answer is empty");
 	if (memchr(s, '\0', (size_t)(e - s)))
-		return reject(r, "judge answer holds a NUL byte");
+		return metric_error(r, "judge answer holds a NUL byte");
 
 	/* One ``` or ```json fence around the whole answer. */
 	if (e - s >= 3 && !memcmp(s, "```", 3)) {
@@ -389,12 +367,12 @@ int judge_parse(const struct metric *m, const char *content, size_t len, struct 
 			in += 4;
 		if (e - in < 3 || memcmp(e - 3, "```", 3)) {
 			excerpt(s, (size_t)(e - s), ex);
-			return reject(r, "judge answer opens a ``` fence it does not close: %s", ex);
+			return metric_error(r, "judge answer opens a ``` fence it does not close: %s", ex);
 		}
 		const char *out = e - 3;
 		if (in < out && !is_space(*in) && *in != '{' && *in != '[') {
 			excerpt(s, (size_t)(e - s), ex);
-			return reject(r, "judge answer's fence is not ``` or ```json: %s", ex);
+			return metric_error(r, "judge answer's fence is not ``` or ```json: %s", ex);
 		}
 		s = in;
 		e = out;
@@ -403,7 +381,7 @@ int judge_parse(const struct metric *m, const char *content, size_t len, struct 
 		while (e > s && is_space(e[-1]))
 			e--;
 		if (s == e)
-			return reject(r, "judge answer is an empty ``` fence");
+			return metric_error(r, "judge answer is an empty ``` fence");
 	}
 
 	size_t n = (size_t)(e - s);
@@ -413,12 +391,12 @@ int judge_parse(const struct metric *m, const char *content, size_t len, struct 
 		size_t at = end && end >= s && end <= e ? (size_t)(end - s) : 0;
 		excerpt(s, n, ex);
 		if (*s != '{')
-			return reject(r, "judge answer is not a JSON object: %s", ex);
-		return reject(r, "judge answer is not a JSON object: invalid JSON at byte %zu: %s", at, ex);
+			return metric_error(r, "judge answer is not a JSON object: %s", ex);
+		return metric_error(r, "judge answer is not a JSON object: invalid JSON at byte %zu: %s", at, ex);
 	}
 	if (!cJSON_IsObject(v)) {
 		excerpt(s, n, ex);
-		reject(r, "judge answer is not a JSON object but %s: %s", type_name(v), ex);
+		metric_error(r, "judge answer is not a JSON object but %s: %s", type_name(v), ex);
 		cJSON_Delete(v);
 		return -1;
 	}
@@ -428,27 +406,27 @@ int judge_parse(const struct metric *m, const char *content, size_t len, struct 
 		size_t at = end && end >= s && end <= e ? (size_t)(end - s) : 0;
 		excerpt(s + at, n - at, ex);
 		cJSON_Delete(v);
-		return reject(r, "judge answer has text after the JSON object: %s", ex);
+		return metric_error(r, "judge answer has text after the JSON object: %s", ex);
 	}
 
 	const cJSON *score = cJSON_GetObjectItemCaseSensitive(v, "score");
 	const cJSON *reason = cJSON_GetObjectItemCaseSensitive(v, "reason");
 	int rc = -1;
 	if (!score)
-		reject(r, "judge answer has no \"score\"");
+		metric_error(r, "judge answer has no \"score\"");
 	else if (!cJSON_IsNumber(score))
-		reject(r, "judge answer's \"score\" is %s, not a number", type_name(score));
+		metric_error(r, "judge answer's \"score\" is %s, not a number", type_name(score));
 	else if (!isfinite(score->valuedouble))
-		reject(r, "judge answer's \"score\" is not a finite number");
+		metric_error(r, "judge answer's \"score\" is not a finite number");
 	else if (score->valuedouble < m->lo || score->valuedouble > m->hi)
-		reject(r, "score %g outside [%g, %g]", score->valuedouble, m->lo, m->hi);
+		metric_error(r, "score %g outside [%g, %g]", score->valuedouble, m->lo, m->hi);
 	else if (!reason)
-		reject(r, "judge answer has no \"reason\"");
+		metric_error(r, "judge answer has no \"reason\"");
 	else if (!cJSON_IsString(reason))
-		reject(r, "judge answer's \"reason\" is %s, not a string", type_name(reason));
+		metric_error(r, "judge answer's \"reason\" is %s, not a string", type_name(reason));
 	else {
 		const char *t = reason->valuestring;
-		size_t k = utf8_cut(t, strlen(t), sizeof(r->reason) - 1);
+		size_t k = json_utf8_cut(t, strlen(t), sizeof(r->reason) - 1);
 		memcpy(r->reason, t, k);
 		r->reason[k] = '\0';
 		r->score = score->valuedouble;

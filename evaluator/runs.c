@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "errfmt.h"
+
 struct runs {
 	char dir[PATH_MAX];      /* STORE/evaluations */
 	int lock_fd;             /* -1 when read-only */
@@ -28,16 +30,6 @@ struct run_writer {
 	size_t len, cap;
 	int unsynced;            /* written since the last fsync */
 };
-
-static int fail(char *errstr, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *errstr, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(errstr, size, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 static int mkpath(char *out, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int mkpath(char *out, size_t size, const char *fmt, ...)
@@ -120,19 +112,19 @@ static int write_atomic(const char *dir, const char *name, const char *text,
 	char path[PATH_MAX], tmp[PATH_MAX];
 	if (mkpath(path, sizeof(path), "%s/%s", dir, name) ||
 	    mkpath(tmp, sizeof(tmp), "%s/%s.tmp", dir, name))
-		return fail(errstr, size, "path too long in '%s'", dir);
+		return errfmt(errstr, size, "path too long in '%s'", dir);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return fail(errstr, size, "cannot create '%s': %s", tmp, strerror(errno));
+		return errfmt(errstr, size, "cannot create '%s': %s", tmp, strerror(errno));
 	if (write_all(fd, text, strlen(text)) || write_all(fd, "\n", 1) || fsync(fd)) {
 		int e = errno;
 		close(fd);
 		unlink(tmp);
-		return fail(errstr, size, "cannot write '%s': %s", tmp, strerror(e));
+		return errfmt(errstr, size, "cannot write '%s': %s", tmp, strerror(e));
 	}
 	close(fd);
 	if (rename(tmp, path) < 0 || fsync_dir(dir) < 0)
-		return fail(errstr, size, "cannot replace '%s': %s", path, strerror(errno));
+		return errfmt(errstr, size, "cannot replace '%s': %s", path, strerror(errno));
 	return 0;
 }
 
@@ -146,10 +138,10 @@ static int load_alert_ids(struct runs *rs, char *errstr, size_t size)
 	char path[PATH_MAX];
 	size_t len;
 	if (mkpath(path, sizeof(path), "%s/alerts.jsonl", rs->dir))
-		return fail(errstr, size, "path too long in '%s'", rs->dir);
+		return errfmt(errstr, size, "path too long in '%s'", rs->dir);
 	char *text = slurp(path, &len);
 	if (!text)
-		return errno == ENOENT ? 0 : fail(errstr, size, "cannot read '%s': %s", path, strerror(errno));
+		return errno == ENOENT ? 0 : errfmt(errstr, size, "cannot read '%s': %s", path, strerror(errno));
 	for (char *line = text, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
 		*nl = '\0';
 		cJSON *j = cJSON_Parse(line);
@@ -161,7 +153,7 @@ static int load_alert_ids(struct runs *rs, char *errstr, size_t size)
 					rs->alert_ids = ids;
 				cJSON_Delete(j);
 				free(text);
-				return fail(errstr, size, "out of memory");
+				return errfmt(errstr, size, "out of memory");
 			}
 			rs->alert_ids = ids;
 			rs->nalert_ids++;
@@ -178,35 +170,35 @@ struct runs *runs_open(const char *store, int write, char *errstr, size_t size)
 	struct runs *rs = calloc(1, sizeof(*rs));
 	char path[PATH_MAX];
 	if (!rs) {
-		fail(errstr, size, "out of memory");
+		errfmt(errstr, size, "out of memory");
 		return NULL;
 	}
 	rs->lock_fd = -1;
 	if (mkpath(rs->dir, sizeof(rs->dir), "%s/evaluations", store) ||
 	    mkpath(path, sizeof(path), "%s/LOCK", rs->dir)) {
-		fail(errstr, size, "store path '%s' too long", store);
+		errfmt(errstr, size, "store path '%s' too long", store);
 		goto bad;
 	}
 	if (write) {
 		struct stat st;
 		if (stat(store, &st) < 0 || !S_ISDIR(st.st_mode)) {
-			fail(errstr, size, "no store at '%s' (the sink creates it)", store);
+			errfmt(errstr, size, "no store at '%s' (the sink creates it)", store);
 			goto bad;
 		}
 		char runsdir[PATH_MAX];
 		if (mkdir_synced(rs->dir, store) < 0 ||
 		    mkpath(runsdir, sizeof(runsdir), "%s/runs", rs->dir) ||
 		    mkdir_synced(runsdir, rs->dir) < 0) {
-			fail(errstr, size, "cannot create '%s': %s", rs->dir, strerror(errno));
+			errfmt(errstr, size, "cannot create '%s': %s", rs->dir, strerror(errno));
 			goto bad;
 		}
 		rs->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 		if (rs->lock_fd < 0) {
-			fail(errstr, size, "cannot open '%s': %s", path, strerror(errno));
+			errfmt(errstr, size, "cannot open '%s': %s", path, strerror(errno));
 			goto bad;
 		}
 		if (flock(rs->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-			fail(errstr, size, errno == EWOULDBLOCK ?
+			errfmt(errstr, size, errno == EWOULDBLOCK ?
 			     "evaluations of store '%s' are locked by another evaluator" :
 			     "cannot lock evaluations of store '%s'", store);
 			goto bad;
@@ -239,10 +231,10 @@ int runs_list(struct runs *rs, char ***out, char *errstr, size_t size)
 	int n = 0;
 	*out = NULL;
 	if (mkpath(path, sizeof(path), "%s/runs", rs->dir))
-		return fail(errstr, size, "path too long");
+		return errfmt(errstr, size, "path too long");
 	DIR *dh = opendir(path);
 	if (!dh)
-		return errno == ENOENT ? 0 : fail(errstr, size, "cannot read '%s': %s", path, strerror(errno));
+		return errno == ENOENT ? 0 : errfmt(errstr, size, "cannot read '%s': %s", path, strerror(errno));
 	struct dirent *e;
 	while ((e = readdir(dh)) != NULL) {
 		if (e->d_name[0] == '.')
@@ -254,7 +246,7 @@ int runs_list(struct runs *rs, char ***out, char *errstr, size_t size)
 			for (int i = 0; i < n; i++)
 				free(ids[i]);
 			free(ids);
-			return fail(errstr, size, "out of memory");
+			return errfmt(errstr, size, "out of memory");
 		}
 		ids = nids;
 		n++;
@@ -291,21 +283,21 @@ cJSON *runs_read_json(struct runs *rs, const char *id, const char *name, char *e
 {
 	char path[PATH_MAX];
 	if (run_path(rs, id, name, path, sizeof(path))) {
-		fail(errstr, size, "invalid run id '%s'", id);
+		errfmt(errstr, size, "invalid run id '%s'", id);
 		return NULL;
 	}
 	char *text = slurp(path, NULL);
 	if (!text) {
 		if (errno == ENOENT)
-			fail(errstr, size, "no run '%s'", id);
+			errfmt(errstr, size, "no run '%s'", id);
 		else
-			fail(errstr, size, "cannot read '%s': %s", path, strerror(errno));
+			errfmt(errstr, size, "cannot read '%s': %s", path, strerror(errno));
 		return NULL;
 	}
 	cJSON *j = cJSON_Parse(text);
 	free(text);
 	if (!j)
-		fail(errstr, size, "'%s' is not valid JSON", path);
+		errfmt(errstr, size, "'%s' is not valid JSON", path);
 	return j;
 }
 
@@ -313,10 +305,10 @@ int runs_scores(struct runs *rs, const char *id, runs_score_fn fn, void *ctx, ch
 {
 	char path[PATH_MAX];
 	if (run_path(rs, id, "scores.jsonl", path, sizeof(path)))
-		return fail(errstr, size, "invalid run id '%s'", id);
+		return errfmt(errstr, size, "invalid run id '%s'", id);
 	char *text = slurp(path, NULL);
 	if (!text)
-		return errno == ENOENT ? 0 : fail(errstr, size, "cannot read '%s': %s", path, strerror(errno));
+		return errno == ENOENT ? 0 : errfmt(errstr, size, "cannot read '%s': %s", path, strerror(errno));
 	int rc = 0;
 	for (char *line = text, *nl; !rc && (nl = strchr(line, '\n')); line = nl + 1) {
 		*nl = '\0';
@@ -326,7 +318,7 @@ int runs_scores(struct runs *rs, const char *id, runs_score_fn fn, void *ctx, ch
 		cJSON_Delete(j);
 	}
 	free(text);
-	return rc ? fail(errstr, size, "reading the scores of run '%s' stopped", id) : 0;
+	return rc ? errfmt(errstr, size, "reading the scores of run '%s' stopped", id) : 0;
 }
 
 /* ---- writing -------------------------------------------------------------- */
@@ -336,7 +328,7 @@ struct run_writer *run_open(struct runs *rs, const char *id, const cJSON *info, 
 	char path[PATH_MAX];
 	struct run_writer *w = calloc(1, sizeof(*w));
 	if (!w) {
-		fail(errstr, size, "out of memory");
+		errfmt(errstr, size, "out of memory");
 		return NULL;
 	}
 	w->rs = rs;
@@ -344,29 +336,29 @@ struct run_writer *run_open(struct runs *rs, const char *id, const cJSON *info, 
 	char runsdir[PATH_MAX];
 	if (run_path(rs, id, NULL, w->dir, sizeof(w->dir)) ||
 	    mkpath(runsdir, sizeof(runsdir), "%s/runs", rs->dir)) {
-		fail(errstr, size, "invalid run id '%s'", id);
+		errfmt(errstr, size, "invalid run id '%s'", id);
 		goto bad;
 	}
 	if (mkdir_synced(w->dir, runsdir) < 0) {
-		fail(errstr, size, "cannot create '%s': %s", w->dir, strerror(errno));
+		errfmt(errstr, size, "cannot create '%s': %s", w->dir, strerror(errno));
 		goto bad;
 	}
 	struct stat st;
 	if (mkpath(path, sizeof(path), "%s/run.json", w->dir) == 0 && stat(path, &st) < 0) {
 		char *text = cJSON_PrintUnformatted(info);
 		int rc = text ? write_atomic(w->dir, "run.json", text, errstr, size) :
-		                fail(errstr, size, "out of memory");
+		                errfmt(errstr, size, "out of memory");
 		free(text);
 		if (rc)
 			goto bad;
 	}
 	if (mkpath(path, sizeof(path), "%s/scores.jsonl", w->dir)) {
-		fail(errstr, size, "path too long");
+		errfmt(errstr, size, "path too long");
 		goto bad;
 	}
 	w->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (w->fd < 0) {
-		fail(errstr, size, "cannot open '%s': %s", path, strerror(errno));
+		errfmt(errstr, size, "cannot open '%s': %s", path, strerror(errno));
 		goto bad;
 	}
 	/* a torn last line: cut back to the last newline */
@@ -375,7 +367,7 @@ struct run_writer *run_open(struct runs *rs, const char *id, const cJSON *info, 
 	while (keep > 0 && pread(w->fd, &c, 1, keep - 1) == 1 && c != '\n')
 		keep--;
 	if (keep != end && (ftruncate(w->fd, keep) < 0 || fsync(w->fd) < 0)) {
-		fail(errstr, size, "cannot cut the torn tail of '%s': %s", path, strerror(errno));
+		errfmt(errstr, size, "cannot cut the torn tail of '%s': %s", path, strerror(errno));
 		goto bad;
 	}
 	return w;
@@ -388,14 +380,14 @@ int run_add(struct run_writer *w, const cJSON *line, char *errstr, size_t size)
 {
 	char *text = cJSON_PrintUnformatted(line);
 	if (!text)
-		return fail(errstr, size, "out of memory");
+		return errfmt(errstr, size, "out of memory");
 	size_t n = strlen(text);
 	if (w->len + n + 1 > w->cap) {
 		size_t cap = (w->len + n + 1) * 2;
 		char *b = realloc(w->buf, cap);
 		if (!b) {
 			free(text);
-			return fail(errstr, size, "out of memory");
+			return errfmt(errstr, size, "out of memory");
 		}
 		w->buf = b;
 		w->cap = cap;
@@ -417,7 +409,7 @@ int run_flush(struct run_writer *w, int sync, char *errstr, size_t size)
 		/* leave whole lines only: what was not synced goes, the lines stay added */
 		if (before >= 0 && ftruncate(w->fd, before) == 0)
 			(void)fsync(w->fd);
-		return fail(errstr, size, "cannot write the scores of '%s': %s", w->dir, strerror(e));
+		return errfmt(errstr, size, "cannot write the scores of '%s': %s", w->dir, strerror(e));
 	}
 	w->unsynced = !sync;
 	w->len = 0;
@@ -430,7 +422,7 @@ int run_finish(struct run_writer *w, const cJSON *summary, char *errstr, size_t 
 		return -1;
 	char *text = cJSON_PrintUnformatted(summary);
 	if (!text)
-		return fail(errstr, size, "out of memory");
+		return errfmt(errstr, size, "out of memory");
 	int rc = write_atomic(w->dir, "summary.json", text, errstr, size);
 	free(text);
 	if (rc)
@@ -462,16 +454,16 @@ int runs_alert_record(struct runs *rs, const cJSON *line, char *errstr, size_t s
 	char path[PATH_MAX];
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(line, "id");
 	if (!cJSON_IsString(id))
-		return fail(errstr, size, "alert line without an id");
+		return errfmt(errstr, size, "alert line without an id");
 	if (mkpath(path, sizeof(path), "%s/alerts.jsonl", rs->dir))
-		return fail(errstr, size, "path too long");
+		return errfmt(errstr, size, "path too long");
 	char *text = cJSON_PrintUnformatted(line);
 	char **ids = realloc(rs->alert_ids, (rs->nalert_ids + 1) * sizeof(*ids));
 	if (!text || !ids) {
 		free(text);
 		if (ids)
 			rs->alert_ids = ids;
-		return fail(errstr, size, "out of memory");
+		return errfmt(errstr, size, "out of memory");
 	}
 	rs->alert_ids = ids;
 	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -483,9 +475,9 @@ int runs_alert_record(struct runs *rs, const cJSON *line, char *errstr, size_t s
 		close(fd);
 	free(text);
 	if (rc)
-		return fail(errstr, size, "cannot write '%s': %s", path, strerror(e));
+		return errfmt(errstr, size, "cannot write '%s': %s", path, strerror(e));
 	if (!(ids[rs->nalert_ids] = strdup(id->valuestring)))
-		return fail(errstr, size, "out of memory");
+		return errfmt(errstr, size, "out of memory");
 	rs->nalert_ids++;
 	qsort(rs->alert_ids, rs->nalert_ids, sizeof(*rs->alert_ids), cmp_str);
 	return 0;
@@ -497,7 +489,7 @@ cJSON *runs_alerts(struct runs *rs, char *errstr, size_t size)
 	cJSON *arr = cJSON_CreateArray();
 	if (!arr || mkpath(path, sizeof(path), "%s/alerts.jsonl", rs->dir)) {
 		cJSON_Delete(arr);
-		fail(errstr, size, "out of memory");
+		errfmt(errstr, size, "out of memory");
 		return NULL;
 	}
 	char *text = slurp(path, NULL);
@@ -505,7 +497,7 @@ cJSON *runs_alerts(struct runs *rs, char *errstr, size_t size)
 		if (errno == ENOENT)
 			return arr;
 		cJSON_Delete(arr);
-		fail(errstr, size, "cannot read '%s': %s", path, strerror(errno));
+		errfmt(errstr, size, "cannot read '%s': %s", path, strerror(errno));
 		return NULL;
 	}
 	for (char *line = text, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
@@ -548,12 +540,12 @@ int runs_set_cursor(struct runs *rs, const char *dataset, int64_t next, char *er
 	cJSON_DeleteItemFromObjectCaseSensitive(j, dataset);
 	if (!j || !cJSON_AddNumberToObject(j, dataset, (double)next)) {
 		cJSON_Delete(j);
-		return fail(errstr, size, "out of memory");
+		return errfmt(errstr, size, "out of memory");
 	}
 	char *text = cJSON_PrintUnformatted(j);
 	cJSON_Delete(j);
 	int rc = text ? write_atomic(rs->dir, "cursors.json", text, errstr, size) :
-	                fail(errstr, size, "out of memory");
+	                errfmt(errstr, size, "out of memory");
 	free(text);
 	return rc;
 }
