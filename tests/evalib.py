@@ -126,9 +126,9 @@ class Webhook:
         self.server.server_close()
 
 
-class Evaluator:
-    """tracesift-evaluator as a process."""
-    running = []
+class Evaluator(tslib.Sampler):
+    """tracesift-evaluator: commands run to their end (cmd), or the service as a process
+    (start; stop, kill9, alive and stderr as tslib's processes have them)."""
 
     def __init__(self, store, args=(), conf=None, env=None, name="evaluator"):
         self.store = store
@@ -158,48 +158,14 @@ class Evaluator:
         os.makedirs(tslib.LOGS, exist_ok=True)
         base = os.path.join(tslib.LOGS, "%s-%s-%d" % (os.path.basename(sys.argv[0]).split(".")[0],
                                                       self.name, self.starts))
-        self.out_path, self.err_path = base + ".out", base + ".log"
-        out, err = open(self.out_path, "wb"), open(self.err_path, "wb")
+        self.out_path, self.log = base + ".out", base + ".log"
+        out, err = open(self.out_path, "wb"), open(self.log, "wb")
         self.proc = subprocess.Popen([os.path.join(BIN, "tracesift-evaluator"), "watch"] + self.args,
                                      stdout=out, stderr=err, env=self.env)
         out.close()
         err.close()
-        Evaluator.running.append(self)
+        tslib.Sampler.running.append(self)
         return self
-
-    def stop(self, sig=signal.SIGTERM, wait=60):
-        if not self.proc or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout(wait))
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError("evaluator did not stop within %d s" % wait)
-
-    def kill9(self):
-        self.proc.kill()
-        self.proc.wait()
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stderr(self):
-        with open(self.err_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def stdout(self):
-        with open(self.out_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    @classmethod
-    def stop_all(cls):
-        for e in cls.running:
-            if e.alive():
-                e.proc.kill()
-                e.proc.wait()
-        cls.running = []
 
 
 def runs(store):
@@ -225,7 +191,4 @@ def evaluated(store, dataset="monitoring"):
 
 
 def run(case):
-    try:
-        tslib.run(case)
-    finally:
-        Evaluator.stop_all()
+    tslib.run(case)       # it stops every process the case left running
