@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -241,7 +242,17 @@ static void print_stats(struct evaluator *ev)
 static int cmd_eval(struct eval_conf *c, int once, const char *dataset, int64_t batch,
                     int64_t from, int64_t to, int all, int quiet)
 {
-	char err[1024];
+	char err[1024], manifest[4096];
+	struct stat st;
+	/* a service may start before the sink made the store: wait for it, saying so once */
+	snprintf(manifest, sizeof(manifest), "%s/MANIFEST", c->store);
+	if (!once && stat(manifest, &st) < 0) {
+		fprintf(stderr, "%% evaluator: waiting for the store '%s' (tracesift-sink creates it)\n", c->store);
+		while (run && stat(manifest, &st) < 0)
+			usleep(200000);
+		if (!run)
+			return 0;
+	}
 	struct evaluator *ev = evaluator_new(c, &run, quiet ? NULL : stdout, err, sizeof(err));
 	int rc = 0, done;
 	if (!ev) {
