@@ -865,7 +865,7 @@ static void say_done(const struct replay *r, const char *source, uint64_t copied
 	fprintf(stderr, ", %llu filtered out", (unsigned long long)r->head.filtered_out);
 	if (r->out && o->out && strcmp(o->out, "-"))
 		fprintf(stderr, "; written to '%s'", o->out);
-	if (r->topic)
+	if (o->to_topic)
 		fprintf(stderr, "; %llu copied to topic '%s'", (unsigned long long)copied, o->to_topic);
 	fputc('\n', stderr);
 }
