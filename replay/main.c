@@ -504,6 +504,11 @@ static int in_window(const struct replay *r, int64_t us)
 	return (r->win_from_us < 0 || us >= r->win_from_us) && (r->win_to_us < 0 || us < r->win_to_us);
 }
 
+static int has_filters(const struct opts *o)
+{
+	return o->error >= 0 || o->model || o->name || o->ntags || o->nmeta;
+}
+
 static int passes(const struct opts *o, const char *buf, const struct rec_info *info)
 {
 	if (o->error >= 0 && info->has_error != o->error)
@@ -563,7 +568,8 @@ static void handle(struct replay *r, const struct rmsg *m)
 			fprintf(stderr, "%% invalid record at %s: %s: %s\n", at,
 			        rr < REC_REASON_COUNT ? rec_reason_name(rr) : "empty", verr);
 		}
-		if (r->explain)
+		/* the sampler dead-letters it; with filters it cannot be shown to match */
+		if (r->explain && !has_filters(o))
 			explain_trace(r->explain, r->data, m, rr, m->payload, &info);
 		return;
 	}
