@@ -913,7 +913,9 @@ int main(int argc, char **argv)
 		snprintf(source, sizeof(source), "topic '%s'", o.topic);
 	r.head.source = source;
 
-	struct sigaction sa = { .sa_handler = on_signal };
+	/* SA_RESTART: a signal never cuts a write to stdout in half; the loops
+	 * see run and stop between records */
+	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
