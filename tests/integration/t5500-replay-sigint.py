@@ -74,6 +74,7 @@ def sigint_mid_replay_keeps_a_whole_zstd_file():
     err = err.decode()
     assert p.returncode == 130, "exit %d after SIGINT: %s" % (p.returncode, err)
     assert out == b"", "records on stdout with -o"
+    assert "\r" not in err and "\033[" not in err, "a progress line when stderr is not a terminal"
     n = check_file(path, err)
     T.note("SIGINT after %d of %d records: %s" % (n, N, err.strip().splitlines()[-1]))
     assert 0 < n < N, "%d records: not interrupted mid-replay" % n
@@ -103,6 +104,32 @@ def sigterm_while_stdout_is_full():
     T.note("SIGTERM with stdout full: %d whole records came out" % len(got))
 
 
+def progress_on_a_terminal():
+    import pty
+    import select
+    master, slave = pty.openpty()
+    path = T.workfile("tty.jsonl.zst")
+    p = subprocess.Popen([os.path.join(T.BIN, "tracesift-replay"), "-b", T.BROKERS, "-t", TOPIC, "-o", path,
+                          "--zstd-level", "19"], stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    seen, deadline = b"", time.monotonic() + T.timeout(30)
+    try:
+        while time.monotonic() < deadline and not re.search(rb"offsets \(\d+%\), \d+ records/s, ETA \d+:\d\d", seen):
+            if select.select([master], [], [], 0.1)[0]:
+                seen += os.read(master, 4096)
+            assert p.poll() is None, "replay ended without a progress line: %r" % seen[-500:]
+        m = re.search(rb"\r% (\d+) records, (\d+) / 2500 offsets", seen)
+        assert m, "no progress line on the terminal: %r" % seen[-500:]
+        T.note("progress: %r" % seen[m.start():m.start() + 90].decode(errors="replace"))
+        p.send_signal(signal.SIGINT)
+        assert p.wait(T.timeout(30)) == 130
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(master)
+
+
 T.run(sigint_mid_replay_keeps_a_whole_zstd_file)
 T.run(sigterm_while_stdout_is_full)
+T.run(progress_on_a_terminal)
 T.exit()
