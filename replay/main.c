@@ -52,6 +52,7 @@ struct opts {
 	const char *meta[MAX_FILTERS][2];
 	int nmeta;
 	const char *model, *name;
+	int model_from_file, name_from_file;
 	int error;                /* 1 --error, 0 --no-error, -1 either */
 	int error_flags;          /* 1: --error given, 2: --no-error given */
 	const char *out, *to_topic;
@@ -177,6 +178,9 @@ static int parse_time(const char *opt, const char *v, int64_t *us)
 	           "got '%s'", opt, v);
 }
 
+/* Set while the config file is read. */
+static int loading_file;
+
 /* Options that take no value. */
 static int set_flag(struct opts *o, const char *a)
 {
@@ -209,10 +213,13 @@ static int set_option(struct opts *o, const char *a, char *v)
 	else if (!strcmp(a, "--monitoring-topic")) o->monitoring_topic = v;
 	else if (!strcmp(a, "--recorded-store")) o->recorded_store = v;
 	else if (!strcmp(a, "--model") || !strcmp(a, "--name")) {
+		/* a flag replaces the config file's value; two flags contradict */
 		const char **slot = a[2] == 'm' ? &o->model : &o->name;
-		if (*slot && strcmp(*slot, v))
+		int *from_file = a[2] == 'm' ? &o->model_from_file : &o->name_from_file;
+		if (*slot && !*from_file && strcmp(*slot, v))
 			return bad("%s given twice ('%s' and another): a trace has one", a, *slot);
 		*slot = v;
+		*from_file = loading_file;
 	} else if (!strcmp(a, "--tag")) {
 		if (o->ntags == MAX_FILTERS)
 			return bad("%s: more than 64%s", a, "");
@@ -255,6 +262,19 @@ static int set_option(struct opts *o, const char *a, char *v)
 	} else {
 		return bad("unknown option '%s'%s", a, "");
 	}
+	return 0;
+}
+
+static int takes_value(const char *a)
+{
+	static const char *const names[] = {
+		"-c", "-b", "-t", "--store", "--dataset", "--from", "--to", "--by", "-o", "--output", "--to-topic",
+		"--explain-sampling", "--monitoring-topic", "--recorded-store", "--model", "--name", "--tag", "--meta",
+		"-X", "--grace-ms", "--zstd-level", "--max-record-bytes", "--seed",
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(a, names[i]))
+			return 1;
 	return 0;
 }
 
@@ -307,7 +327,10 @@ static int parse_args(struct opts *o, int argc, char **argv)
 	for (int i = 1; i + 1 < argc; i++)
 		if (!strcmp(argv[i], "-c")) {
 			char err[1024];
-			if (kvfile_read(argv[i + 1], set_from_file, o, err, sizeof(err))) {
+			loading_file = 1;
+			int krc = kvfile_read(argv[i + 1], set_from_file, o, err, sizeof(err));
+			loading_file = 0;
+			if (krc) {
 				fprintf(stderr, "%% ERROR: %s\n", err);
 				return -1;
 			}
@@ -323,8 +346,11 @@ static int parse_args(struct opts *o, int argc, char **argv)
 		if (a[0] != '-' || !a[1])
 			return bad("unexpected argument '%s'%s", a, "");
 		char *eq = a[1] == '-' ? strchr(a, '=') : NULL;
-		if (eq) {
+		if (eq)
 			*eq = '\0';
+		if (!takes_value(a))
+			return bad("unknown option '%s'%s", a, "");
+		if (eq) {
 			v = eq + 1;
 		} else if (i + 1 < argc) {
 			v = argv[++i];
@@ -417,7 +443,8 @@ static rd_kafka_conf_t *kafka_conf(const struct opts *o, int consumer, char *err
 	const char *const cforced[][2] = {
 		{ "enable.auto.commit", "false" }, { "enable.auto.offset.store", "false" },
 	};
-	if (rd_kafka_conf_set(conf, "bootstrap.servers", o->brokers, err, sizeof(err)))
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", o->brokers, err, sizeof(err)) ||
+	    (o->verbosity == 0 && rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err))))
 		goto bad;
 	if (consumer) {
 		for (size_t i = 0; i < sizeof(cdefaults) / sizeof(cdefaults[0]); i++)
@@ -897,6 +924,14 @@ int main(int argc, char **argv)
 	if (!o.brokers || !*o.brokers)
 		o.brokers = "127.0.0.1:9092";
 	int from_store = !o.topic;
+	rd_kafka_conf_t *check = kafka_conf(&o, 1, err, sizeof(err));
+	if (!check) {
+		fprintf(stderr, "%% ERROR: -X: %s (see --help)\n", err);
+		for (int i = 0; i < nfile_lines; i++)
+			free(file_lines[i]);
+		return 2;
+	}
+	rd_kafka_conf_destroy(check);
 
 	r.o = &o;
 	r.data = stdout;

@@ -93,6 +93,13 @@ struct range *range_open(rd_kafka_conf_t *conf, const char *topic, int64_t from_
 		merr = md->topic_cnt != 1 ? RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC : md->topics[0].err;
 	if (!merr && md->topics[0].partition_cnt <= 0)
 		merr = RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
+	if (merr == RD_KAFKA_RESP_ERR__TIMED_OUT || merr == RD_KAFKA_RESP_ERR__TRANSPORT) {
+		snprintf(errstr, size, "topic '%s': no answer from the brokers within %d ms (%s): are they reachable?",
+		         topic, timeout_ms, rd_kafka_err2str(merr));
+		if (md)
+			rd_kafka_metadata_destroy(md);
+		goto fail;
+	}
 	if (merr) {
 		snprintf(errstr, size, "topic '%s': %s", topic, rd_kafka_err2str(merr));
 		if (md)
