@@ -26,11 +26,12 @@
 #include "sbuf.h"
 #include "sconf.h"
 
-/* What was recorded of one item id. */
+/* What was recorded of one item id.  Dataset and class names are few:
+ * each is kept once (names[]) and items point at it, so a dataset of
+ * millions of items costs its ids and a little more. */
 struct recorded {
 	char *id;
-	char *dataset, *cls;
-	int used;           /* a replayed trace looked it up */
+	const char *dataset, *cls;
 };
 
 struct class_sum {
@@ -46,6 +47,8 @@ struct explain {
 
 	struct recorded *rec;  /* open addressing by id, cap a power of two */
 	size_t cap, nrec;
+	char **names;          /* every dataset and class name items carry, once */
+	int nnames, names_cap;
 	uint64_t duplicates, other_seed;
 	char *recorded_from;   /* NULL: nothing to compare with */
 
@@ -150,12 +153,12 @@ void explain_destroy(struct explain *e)
 {
 	if (!e)
 		return;
-	for (size_t i = 0; i < e->cap; i++) {
+	for (size_t i = 0; i < e->cap; i++)
 		free(e->rec[i].id);
-		free(e->rec[i].dataset);
-		free(e->rec[i].cls);
-	}
 	free(e->rec);
+	for (int i = 0; i < e->nnames; i++)
+		free(e->names[i]);
+	free(e->names);
 	free(e->cls);
 	free(e->datasets);
 	free(e->recorded_from);
@@ -187,6 +190,23 @@ void explain_set_recorded(struct explain *e, const char *what)
 	e->recorded_from = strdup(what);
 }
 
+/* The one copy of name; NULL when out of memory. */
+static const char *intern(struct explain *e, const char *name)
+{
+	for (int i = e->nnames - 1; i >= 0; i--)
+		if (!strcmp(e->names[i], name))
+			return e->names[i];
+	if (e->nnames == e->names_cap) {
+		int cap = e->names_cap ? e->names_cap * 2 : 16;
+		char **n = realloc(e->names, sizeof(*n) * (size_t)cap);
+		if (!n)
+			return NULL;
+		e->names = n;
+		e->names_cap = cap;
+	}
+	return (e->names[e->nnames] = strdup(name)) ? e->names[e->nnames++] : NULL;
+}
+
 int explain_record_item(struct explain *e, const char *json, size_t len, char *errstr, size_t size)
 {
 	cJSON *v = cJSON_ParseWithLength(json, len);
@@ -210,9 +230,12 @@ int explain_record_item(struct explain *e, const char *json, size_t len, char *e
 	} else if (lookup(e, id->valuestring)) {
 		e->duplicates++;
 	} else {
-		struct recorded *r = insert(e, id->valuestring);
-		if (!r || !(r->dataset = strdup(ds->valuestring)) ||
-		    !(r->cls = strdup(cJSON_IsString(cls) ? cls->valuestring : ""))) {
+		const char *d = intern(e, ds->valuestring), *c = intern(e, cJSON_IsString(cls) ? cls->valuestring : "");
+		struct recorded *r = d && c ? insert(e, id->valuestring) : NULL;
+		if (r) {
+			r->dataset = d;
+			r->cls = c;
+		} else {
 			snprintf(errstr, size, "out of memory");
 			rc = -1;
 		}
@@ -351,8 +374,6 @@ void explain_trace(struct explain *e, FILE *out, const struct rmsg *m, enum rec_
 	char why[512];
 	const char *id = info && info->trace_id[0] ? info->trace_id : NULL;
 	struct recorded *rec = id ? lookup(e, id) : NULL;
-	if (rec)
-		rec->used = 1;
 	e->traces++;
 
 	if (r != REC_OK) {
