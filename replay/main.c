@@ -971,8 +971,11 @@ int main(int argc, char **argv)
 			goto out;
 		if (o.monitoring_topic && recorded_from_topic(&r, o.monitoring_topic))
 			goto out;
-		if (!run)
+		if (!run) {
+			if (o.verbosity > 0)
+				fprintf(stderr, "%% interrupted while reading the recorded decisions: nothing replayed\n");
 			goto interrupted;
+		}
 	}
 	if (o.report && !(r.report = report_new())) {
 		fprintf(stderr, "%% ERROR: out of memory\n");
@@ -997,6 +1000,9 @@ int main(int argc, char **argv)
 	pg.on = o.progress && o.verbosity > 0 && isatty(STDERR_FILENO);
 	pg.start_us = pg.last_us = tstime_mono_us();
 	int read_rc = from_store ? replay_store(&r, &pg) : replay_kafka(&r, &pg);
+	/* a file is kept when everything was read, or until an interruption;
+	 * never after an error, which could leave it short without saying so */
+	int keep = !r.failed && read_rc == 0;
 
 	/* ends what was written, also when interrupted: a whole last line, a
 	 * zstd stream that ends properly */
@@ -1011,7 +1017,6 @@ int main(int argc, char **argv)
 		}
 	}
 	if (r.out) {
-		int keep = !r.failed && (read_rc == 0 || !r.head.complete);
 		int orc = output_close(r.out, keep, err, sizeof(err));
 		r.out = NULL;
 		if (orc && keep) {
