@@ -664,6 +664,15 @@ def produce_at(topic_name, rows):
         raise AssertionError("t-produce-at exit %d: %s" % (p.returncode, p.stderr.decode()[-2000:]))
 
 
+def delete_before(topic_name, partition, offset):
+    """Deletes the records of a partition before offset, as retention would."""
+    p = subprocess.run([os.path.join(BUILD, "tests", "tools", "t-produce-at"), "--delete-before", topic_name,
+                        str(partition), str(offset)], capture_output=True, timeout=timeout(60),
+                       env=dict(os.environ, TS_BROKERS=BROKERS))
+    if p.returncode != 0:
+        raise AssertionError("t-produce-at --delete-before: %s" % p.stderr.decode()[-2000:])
+
+
 def rfc3339(us):
     """Microseconds since the epoch as the record format writes them (6 digits, Z)."""
     import datetime

@@ -74,6 +74,21 @@ def same_report_and_decisions():
     assert ds == dk and ss == sk and len(ds) == len(WINDOW)
 
 
+def past_retention_says_to_use_the_archive():
+    """Once Kafka has deleted the start of a window, replay says so, and the archive still has it."""
+    t = T.create_topic(T.topic("rp-ret"), 2, retention_ms=-1)
+    T.produce_at(t, [(i % 2, ts, r["trace_id"], T.dumps(r)) for i, (r, ts) in enumerate(ROWS[:400])])
+    T.delete_before(t, 0, 50)
+    p = T.replay(["-t", t, "--by", "start_time", "--from", ROWS[0][0]["start_time"]])
+    err = p.stderr.decode()
+    assert "WARNING: topic '%s' partition 0: its oldest record (offset 50" % t in err and "--store" in err, err
+    assert "partition 1: its oldest" not in err, err
+    assert len(p.stdout.splitlines()) == 350
+    # a window that starts after what was deleted: no warning
+    p = T.replay(["-t", t, "--by", "start_time", "--from", ROWS[200][0]["start_time"]])
+    assert "WARNING" not in p.stderr.decode(), p.stderr.decode()
+
+
 def archive_errors():
     p = T.replay(["--store", STORE, "--dataset", "nope"], check=False)
     err = p.stderr.decode()
@@ -86,5 +101,6 @@ def archive_errors():
 
 T.run(same_records_as_kafka)
 T.run(same_report_and_decisions)
+T.run(past_retention_says_to_use_the_archive)
 T.run(archive_errors)
 T.exit()

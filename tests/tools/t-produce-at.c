@@ -1,9 +1,12 @@
 /* tests/tools/t-produce-at.c - publish messages with the Kafka timestamps a test chooses
  *
  * usage: t-produce-at TOPIC < LINES     (broker from $TS_BROKERS)
+ *        t-produce-at --delete-before TOPIC PARTITION OFFSET
  * Each line is PARTITION<TAB>TIMESTAMP_MS<TAB>KEY<TAB>VALUE: PARTITION -1 lets
  * the partitioner choose by key, an empty KEY sends no key, VALUE is the rest
  * of the line.  Idempotent producer; exit 0 when every message was delivered.
+ * --delete-before deletes the records before OFFSET (DeleteRecords), as
+ * retention would.
  */
 #include "test.h"
 
@@ -19,9 +22,54 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	}
 }
 
+static int delete_before(const char *topic, int32_t partition, int64_t offset)
+{
+	char err[512];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", t_brokers(), err, sizeof(err))) {
+		rd_kafka_conf_destroy(conf);
+		return 1;
+	}
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	if (!rk) {
+		rd_kafka_conf_destroy(conf);
+		fprintf(stderr, "t-produce-at: %s\n", err);
+		return 1;
+	}
+	rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+	rd_kafka_DeleteRecords_t *del = rd_kafka_DeleteRecords_new(l);
+	rd_kafka_topic_partition_list_destroy(l);
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_DeleteRecords(rk, &del, 1, NULL, q);
+	rd_kafka_DeleteRecords_destroy(del);
+	int rc = 1;
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, t_timeout_ms(30000));
+	if (!ev) {
+		fprintf(stderr, "t-produce-at: DeleteRecords: no answer\n");
+	} else if (rd_kafka_event_error(ev)) {
+		fprintf(stderr, "t-produce-at: DeleteRecords: %s\n", rd_kafka_event_error_string(ev));
+	} else {
+		const rd_kafka_topic_partition_list_t *res =
+			rd_kafka_DeleteRecords_result_offsets(rd_kafka_event_DeleteRecords_result(ev));
+		if (res && res->cnt == 1 && !res->elems[0].err)
+			rc = 0;
+		else
+			fprintf(stderr, "t-produce-at: DeleteRecords: %s\n",
+			        res && res->cnt == 1 ? rd_kafka_err2str(res->elems[0].err) : "no result");
+	}
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_destroy(rk);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	char err[512];
+	if (argc == 5 && !strcmp(argv[1], "--delete-before"))
+		return delete_before(argv[2], (int32_t)atoi(argv[3]), strtoll(argv[4], NULL, 10));
 	if (argc != 2) {
 		fprintf(stderr, "usage: t-produce-at TOPIC < 'PARTITION\\tTIMESTAMP_MS\\tKEY\\tVALUE' lines\n");
 		return 2;
