@@ -144,8 +144,9 @@ int explain_datasets(const struct explain *e, const char *const **names);
  * 1 noted, 0 skipped, -1 not an item (errstr). */
 int explain_record_item(struct explain *e, const char *json, size_t len, char *errstr, size_t errstr_size);
 
-/* Whether recorded decisions were given (explain_record_item or
- * explain_set_recorded): without them nothing is compared. */
+/* Says that the recorded decisions have been given (through
+ * explain_record_item), and where they came from ("topic 'x'", "store 'd'
+ * datasets ..."): only then are decisions compared and mismatches listed. */
 void explain_set_recorded(struct explain *e, const char *what);
 
 /* One replayed message: r its validation result (with the config's limits),
