@@ -42,13 +42,14 @@ LOADGEN_SRCS := $(wildcard producer/loadgen/*.c)
 SAMPLER_SRCS := $(wildcard sampler/*.c)
 SINK_SRCS    := sink/sink.c sink/item.c $(wildcard sink/opik.c)
 DATASET_SRCS := $(wildcard sink/dataset.c)
+REPLAY_SRCS  := $(wildcard replay/*.c)
 EVAL_SRCS    := $(wildcard evaluator/*.c)
 EVAL_LIB_SRCS := $(filter-out evaluator/main.c,$(EVAL_SRCS))
 # Only the sink (its HTTP target) and the evaluator link libcurl.
 CURL_LIBS    := $(shell pkg-config --libs libcurl 2>/dev/null)
 
 PROGS := bin/tracesift-produce bin/tracesift-loadgen bin/tracesift-sampler bin/tracesift-sink \
-         $(if $(DATASET_SRCS),bin/tracesift-dataset) \
+         $(if $(DATASET_SRCS),bin/tracesift-dataset) $(if $(REPLAY_SRCS),bin/tracesift-replay) \
          $(if $(wildcard evaluator/main.c),bin/tracesift-evaluator)
 LIBRARIES := lib/libtracesift.a lib/libtracesift.so.1 lib/libtracesift.so lib/tracesift.h
 
@@ -118,6 +119,12 @@ bin/tracesift-sink: $(SINK_SRCS:%.c=$(B)/%.o) $(B)/libtscore.a $(VARIANT_STAMP)
 	$(Q)$(CC) -o $@ $(filter-out $(VARIANT_STAMP),$^) $(ALL_LDFLAGS) $(LIBS) $(CURL_LIBS)
 
 bin/tracesift-dataset: $(DATASET_SRCS:%.c=$(B)/%.o) $(B)/sink/item.o $(B)/libtscore.a $(VARIANT_STAMP)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) -o $@ $(filter-out $(VARIANT_STAMP),$^) $(ALL_LDFLAGS) $(LIBS)
+
+# Replay reads Kafka and the store and writes zstd: no libcurl.
+bin/tracesift-replay: $(REPLAY_SRCS:%.c=$(B)/%.o) $(B)/libtscore.a $(VARIANT_STAMP)
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) -o $@ $(filter-out $(VARIANT_STAMP),$^) $(ALL_LDFLAGS) $(LIBS)

@@ -175,6 +175,7 @@ struct rv {
 	struct rec_slice fields[F_COUNT];
 	double  latency_total, ttft;
 	int64_t total_tokens;
+	int64_t start_us, end_us;
 	int     has_error;
 	struct span_ent small[SMALL_SPANS];
 };
@@ -780,6 +781,10 @@ int check_fields(struct rv *v, unsigned where, struct span_ent *ent)
 	}
 	if (have_start && have_end && end < start)
 		sch_fail(v, "end_time", "earlier than start_time");
+	if (where == IN_TOP) {
+		v->start_us = have_start ? start : 0;
+		v->end_us = have_end ? end : 0;
+	}
 	if (ent) {
 		if (id && parent == id)
 			sch_fail(v, "parent_span_id", "a span cannot be its own parent");
@@ -970,6 +975,8 @@ enum rec_reason rec_validate(const char *buf, size_t len, const struct rec_limit
 		info->latency_total = v->latency_total;
 		info->ttft = v->ttft;
 		info->total_tokens = v->total_tokens;
+		info->start_us = v->start_us;
+		info->end_us = v->end_us;
 		info->has_error = v->has_error;
 	}
 	if (v->ents != v->small)

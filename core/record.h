@@ -48,6 +48,7 @@ struct rec_info {
 	double  latency_total;    /* latency_ms.total; -1 when absent or null */
 	double  ttft;             /* latency_ms.time_to_first_token; -1 when absent or null */
 	int64_t total_tokens;     /* usage.total_tokens; -1 when absent */
+	int64_t start_us, end_us; /* start_time, end_time: microseconds since the epoch */
 	int     has_error;        /* error present and not null */
 };
 

@@ -154,3 +154,24 @@ int tstime_parse(const char *s, size_t len, int64_t *unix_us)
 	*unix_us = secs * 1000000 + us;
 	return 0;
 }
+
+int tstime_parse_arg(const char *s, int64_t *unix_us)
+{
+	size_t n = strlen(s), nd = strspn(s, "0123456789");
+	if (n > 0 && nd == n) {
+		if (n > 15)
+			return -1;
+		int64_t ms = 0;
+		for (size_t i = 0; i < n; i++)
+			ms = ms * 10 + (s[i] - '0');
+		*unix_us = ms * 1000;
+		return 0;
+	}
+	if (n == 10 && s[4] == '-' && s[7] == '-') {
+		char full[32];
+		memcpy(full, s, 10);
+		memcpy(full + 10, "T00:00:00Z", 10);
+		return tstime_parse(full, 20, unix_us);
+	}
+	return tstime_parse(s, n, unix_us);
+}

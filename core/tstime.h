@@ -19,5 +19,10 @@ size_t tstime_format(int64_t unix_us, char *out);
  * 'Z' or +hh:mm/-hh:mm); len bytes, not NUL-terminated.  Returns 0 and sets
  * *unix_us, or -1 when the text is not such a timestamp. */
 int tstime_parse(const char *s, size_t len, int64_t *unix_us);
+/* Parses a time a person gives on a command line (NUL-terminated): an RFC 3339
+ * timestamp as tstime_parse() reads it, a date YYYY-MM-DD (its midnight UTC),
+ * or milliseconds since the epoch (1 to 15 digits, as Kafka timestamps are
+ * written).  Returns 0 and sets *unix_us, or -1 when s is none of these. */
+int tstime_parse_arg(const char *s, int64_t *unix_us);
 
 #endif

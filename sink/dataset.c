@@ -26,6 +26,7 @@
 #include "item.h"
 #include "sbuf.h"
 #include "store.h"
+#include "tally.h"
 #include "tstime.h"
 
 #define DEFAULT_STORE "./tracesift-data"
@@ -369,140 +370,6 @@ static int print_json(cJSON *root)
 	fputc('\n', stdout);
 	free(s);
 	return 0;
-}
-
-/* ---- a tally: counts per string key ------------------------------------- */
-
-struct tally_ent {
-	char *key;
-	int64_t n;
-};
-
-struct tally {
-	struct tally_ent *e; /* open addressing, cap a power of two */
-	size_t cap, len;
-	int oom;
-};
-
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-	return h;
-}
-
-static void tally_add(struct tally *t, const char *key, int64_t n)
-{
-	if (t->oom)
-		return;
-	if ((t->len + 1) * 2 > t->cap) {
-		size_t cap = t->cap ? t->cap * 2 : 64;
-		struct tally_ent *e = calloc(cap, sizeof(*e));
-		if (!e) {
-			t->oom = 1;
-			return;
-		}
-		for (size_t i = 0; i < t->cap; i++) {
-			if (!t->e[i].key)
-				continue;
-			size_t j = hash_str(t->e[i].key) & (cap - 1);
-			while (e[j].key)
-				j = (j + 1) & (cap - 1);
-			e[j] = t->e[i];
-		}
-		free(t->e);
-		t->e = e;
-		t->cap = cap;
-	}
-	size_t j = hash_str(key) & (t->cap - 1);
-	while (t->e[j].key && strcmp(t->e[j].key, key))
-		j = (j + 1) & (t->cap - 1);
-	if (!t->e[j].key) {
-		if (!(t->e[j].key = strdup(key))) {
-			t->oom = 1;
-			return;
-		}
-		t->len++;
-	}
-	t->e[j].n += n;
-}
-
-static int by_count(const void *a, const void *b)
-{
-	const struct tally_ent *x = *(const struct tally_ent *const *)a, *y = *(const struct tally_ent *const *)b;
-	if (x->n != y->n)
-		return x->n > y->n ? -1 : 1;
-	return strcmp(x->key, y->key);
-}
-
-static int by_key(const void *a, const void *b)
-{
-	return strcmp((*(const struct tally_ent *const *)a)->key, (*(const struct tally_ent *const *)b)->key);
-}
-
-/* The entries, sorted (by count, most first, or by key); caller frees the
- * array (not the entries).  NULL when out of memory. */
-static struct tally_ent **tally_sorted(const struct tally *t, int keys)
-{
-	struct tally_ent **v = malloc(sizeof(*v) * (t->len + 1));
-	size_t n = 0;
-	if (!v)
-		return NULL;
-	for (size_t i = 0; i < t->cap; i++)
-		if (t->e[i].key)
-			v[n++] = &t->e[i];
-	qsort(v, n, sizeof(*v), keys ? by_key : by_count);
-	return v;
-}
-
-static void tally_release(struct tally *t)
-{
-	for (size_t i = 0; i < t->cap; i++)
-		free(t->e[i].key);
-	free(t->e);
-	memset(t, 0, sizeof(*t));
-}
-
-/* ---- a list of numbers for percentiles ---------------------------------- */
-
-struct nums {
-	double *v;
-	size_t len, cap;
-	int oom;
-};
-
-static void nums_add(struct nums *a, double x)
-{
-	if (a->oom || !isfinite(x))
-		return;
-	if (a->len == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 1024;
-		double *v = realloc(a->v, sizeof(*v) * cap);
-		if (!v) {
-			a->oom = 1;
-			return;
-		}
-		a->v = v;
-		a->cap = cap;
-	}
-	a->v[a->len++] = x;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest rank (the list sorted): the smallest value with at least pct
- * percent of the values at or below it; NAN for an empty list. */
-static double nums_pct(const struct nums *a, int pct)
-{
-	if (!a->len)
-		return NAN;
-	size_t rank = (a->len * (size_t)pct + 99) / 100;
-	return a->v[rank ? rank - 1 : 0];
 }
 
 /* ---- iterating a dataset's items ---------------------------------------- */
@@ -1032,8 +899,8 @@ static void stats_release(struct stats *s)
 	tally_release(&s->model);
 	tally_release(&s->day);
 	tally_release(&s->errtype);
-	free(s->lat.v);
-	free(s->ttft.v);
+	nums_release(&s->lat);
+	nums_release(&s->ttft);
 }
 
 static cJSON *tally_json(const struct tally *t, int keys)
@@ -1129,10 +996,8 @@ static int cmd_stats(struct store_reader *r, const struct opts *o)
 		stats_release(&s);
 		return -1;
 	}
-	if (s.lat.len)
-		qsort(s.lat.v, s.lat.len, sizeof(double), cmp_double);
-	if (s.ttft.len)
-		qsort(s.ttft.v, s.ttft.len, sizeof(double), cmp_double);
+	nums_sort(&s.lat);
+	nums_sort(&s.ttft);
 	double lat50 = nums_pct(&s.lat, 50), lat90 = nums_pct(&s.lat, 90), lat99 = nums_pct(&s.lat, 99);
 	double tt50 = nums_pct(&s.ttft, 50), tt90 = nums_pct(&s.ttft, 90), tt99 = nums_pct(&s.ttft, 99);
 

@@ -643,3 +643,109 @@ def store_expect(store, topic_name, by_partition, at_end=False):
                 size = os.path.getsize(path) if os.path.exists(path) else 0
                 assert size == mf[f]["bytes"], "%s: %d bytes, %d committed" % (path, size, mf[f]["bytes"])
     return st, offs
+
+
+# ---- replay (added for the replay tests) -----------------------------------
+
+def produce_at(topic_name, rows):
+    """Publishes (partition, timestamp_ms, key, value) rows with those Kafka timestamps
+    (tests/tools/t-produce-at): partition -1 lets the key decide, key "" or None sends
+    no key, value "" or None a null value.  Neither may hold a tab or a newline."""
+    lines = []
+    for part, ts, key, value in rows:
+        key = key or ""
+        value = value if isinstance(value, str) else (value or b"").decode()
+        assert "\t" not in key + value and "\n" not in key + value, "a tab or newline in a message"
+        lines.append("%d\t%d\t%s\t%s\n" % (part, ts, key, value))
+    p = subprocess.run([os.path.join(BUILD, "tests", "tools", "t-produce-at"), topic_name],
+                       input="".join(lines).encode(), capture_output=True, timeout=timeout(120),
+                       env=dict(os.environ, TS_BROKERS=BROKERS))
+    if p.returncode != 0:
+        raise AssertionError("t-produce-at exit %d: %s" % (p.returncode, p.stderr.decode()[-2000:]))
+
+
+def delete_before(topic_name, partition, offset):
+    """Deletes the records of a partition before offset, as retention would."""
+    p = subprocess.run([os.path.join(BUILD, "tests", "tools", "t-produce-at"), "--delete-before", topic_name,
+                        str(partition), str(offset)], capture_output=True, timeout=timeout(60),
+                       env=dict(os.environ, TS_BROKERS=BROKERS))
+    if p.returncode != 0:
+        raise AssertionError("t-produce-at --delete-before: %s" % p.stderr.decode()[-2000:])
+
+
+def rfc3339(us):
+    """Microseconds since the epoch as the record format writes them (6 digits, Z)."""
+    import datetime
+    t = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(microseconds=us)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def tstime_us(s):
+    """An RFC 3339 timestamp of the form rfc3339() writes, as microseconds since the epoch."""
+    import datetime
+    t = datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+    d = t - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    return (d.days * 86400 + d.seconds) * 1000000 + d.microseconds
+
+
+def timed_records(n, seed=1, t0_ms=1795651200000, step_ms=90000):
+    """n valid records whose start_time steps step_ms apart from t0_ms (3,000 of them
+    span three days), each with the Kafka timestamp it was produced at: its end_time
+    plus up to 2 s, so timestamps are a little out of order.  Varied names, models
+    (some null or absent), tags (some empty, one repeated), metadata, errors of
+    three types, tokens and latencies (some absent or null).  Returns [(rec, ts_ms)]."""
+    rnd = random.Random(seed)
+    models = ["gpt-4o-mini-2024-07-18", "llama-3.1-8b-instruct", "claude-3-5-haiku", None, "absent"]
+    out = []
+    for i in range(n):
+        tid = "%016x%016x" % (rnd.getrandbits(64), rnd.getrandbits(64) | 1)
+        start = t0_ms * 1000 + i * step_ms * 1000 + rnd.randrange(step_ms * 500)
+        lat = round(rnd.choice([rnd.uniform(80, 900), rnd.uniform(900, 2500), rnd.uniform(2500, 9000)]), 3)
+        end = start + int(lat * 1000)
+        rec = {"v": 1, "trace_id": tid, "name": rnd.choice(["rag_query", "chat", "summarize"]),
+               "project": "replay", "start_time": rfc3339(start), "end_time": rfc3339(end),
+               "input": {"question": "q%d" % i}, "output": {"answer": "a%d" % i}}
+        tags = rnd.sample(["rag", "production", "beta", "pick", "caf\u00e9"], rnd.randrange(0, 3))
+        if i % 97 == 0:
+            tags = ["rag", "rag"]
+        if i % 7 != 3:
+            rec["tags"] = tags
+        rec["metadata"] = {"user_tier": rnd.choice(["free", "pro", "enterprise"]), "build": rnd.choice([41, 42]),
+                           "beta": rnd.random() < 0.3}
+        m = rnd.choice(models)
+        if m != "absent":
+            rec["model"] = m
+        if i % 11 != 5:
+            usage = {"input_tokens": rnd.randrange(10, 2000), "output_tokens": rnd.randrange(1, 500)}
+            if i % 13 != 7:
+                usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
+            rec["usage"] = usage
+        if i % 17 != 2:
+            rec["latency_ms"] = {"total": lat if i % 19 != 4 else None,
+                                 "time_to_first_token": round(lat * rnd.uniform(0.1, 0.6), 3)}
+        if rnd.random() < 0.08:
+            rec["error"] = {"type": rnd.choice(["timeout", "RateLimitError", "429"]), "message": "failed"}
+        elif rnd.random() < 0.5:
+            rec["error"] = None
+        out.append((rec, end // 1000 + rnd.randrange(2000)))
+    return out
+
+
+def replay(args, check=True, timeout_s=120, **kw):
+    """Runs tracesift-replay -b BROKERS ARGS; returns the CompletedProcess (stdout as
+    bytes).  check: the exit status must be 0."""
+    p = subprocess.run([os.path.join(BIN, "tracesift-replay"), "-b", BROKERS] + list(args),
+                       capture_output=True, timeout=timeout(timeout_s), **kw)
+    if check and p.returncode != 0:
+        raise AssertionError("tracesift-replay %s: exit %d: %s" % (" ".join(args), p.returncode,
+                                                                  p.stderr.decode()[-2000:]))
+    return p
+
+
+def nearest_rank(values, pct):
+    """The percentile as replay and tracesift-dataset compute it (None for no values)."""
+    if not values:
+        return None
+    v = sorted(values)
+    rank = (len(v) * pct + 99) // 100
+    return v[max(rank, 1) - 1]

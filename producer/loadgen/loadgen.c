@@ -55,7 +55,7 @@ static const struct opt {
 	{ O_RATE, "rate", "R", "0", 0, 1e7,
 	  "records per second, paced by a monotonic clock; 0: as fast as possible" },
 	{ O_START, "start", "TIME", "now", 0, 0,
-	  "start_time of the first trace: RFC 3339 or epoch milliseconds; later traces "
+	  "start_time of the first trace: RFC 3339, a date (its midnight UTC) or epoch milliseconds; later traces "
 	  "follow 1/R s apart (random 10-200 ms gaps when R is 0)" },
 	{ O_BROKERS, "brokers", "BROKERS", NULL, 0, 0,
 	  "publish through libtracesift to these brokers instead of writing stdout" },
@@ -193,14 +193,9 @@ static int parse_double(const struct opt *o, const char *name, const char *s, do
 
 static int parse_start(const char *s, int64_t *us)
 {
-	size_t n = strlen(s), digits = strspn(s, "0123456789");
-	if (n && digits == n && n <= 15) {
-		*us = (int64_t)strtoll(s, NULL, 10) * 1000;
+	if (tstime_parse_arg(s, us) == 0)
 		return 0;
-	}
-	if (tstime_parse(s, n, us) == 0)
-		return 0;
-	return bad_arg("--start '%s': expected RFC 3339 (2026-01-02T03:04:05Z) or epoch "
+	return bad_arg("--start '%s': expected RFC 3339 (2026-01-02T03:04:05Z), a date or epoch "
 	               "milliseconds", s);
 }
 
