@@ -90,6 +90,7 @@ for p in "${pids[@]}"; do
 done
 
 say "publishing $n synthetic traces of a RAG service: tracesift-loadgen -b $brokers"
+since=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 "$bin/tracesift-loadgen" -n "$n" --seed "$run_id" -b "$brokers" -q 2>"$dir/logs/loadgen.log" ||
 	die "loadgen failed: $(tail -n 5 "$dir/logs/loadgen.log")"
 
@@ -131,6 +132,7 @@ while :; do
 done
 [ "$tty" = 1 ] && echo >&2
 waited=$(( $(date +%s) - t0 ))
+until=$(date -u -d @$(( $(date +%s) + 1 )) +%Y-%m-%dT%H:%M:%SZ)
 stop_all
 
 # --- the report (stdout)
@@ -172,5 +174,7 @@ echo "  bin/tracesift-dataset --store $store stats monitoring"
 echo "  bin/tracesift-evaluator --store $store runs"
 echo "  bin/tracesift-evaluator --store $store show $(head -n 1 <<<"$runs_json" | jq -r .run)"
 echo "  bin/tracesift-evaluator --store $store alerts"
-echo "  kcat -C -b $brokers -t llm.alerts -e | jq .        (Kafka: make kafka-up first if stopped)"
+echo "  bin/tracesift-replay -b $brokers -t llm.traces --from $since --to $until --report"
+echo "  bin/tracesift-replay -b $brokers -t llm.traces --from $since --to $until --explain-sampling deploy/demo/sampler.conf --store $store --summary"
+echo "  kcat -C -b $brokers -t llm.alerts -e | jq .        (Kafka commands: make kafka-up first if it is stopped)"
 echo "(demo took $waited s to drain after publishing; services stopped; data kept)"
