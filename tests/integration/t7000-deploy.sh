@@ -11,7 +11,7 @@
 #   deploy/ or is the evaluator's (so the files cannot drift from the programs);
 # - the compose topics service creates what deploy/kafka/topics.sh lists.
 . "$(dirname "$0")/../lib.sh"
-t_workdir t7000
+t_workdir t7000   # sets $work
 
 deploy=$TS_TOP/deploy
 compose_version=$(sed -n 's/^compose_version=//p' "$deploy/deps.sh")
@@ -88,13 +88,12 @@ systemd_verify() {
 			;;
 		esac
 		# any message at all is a finding: verify exits 0 on unknown keys and bad values
-		out=$(cd "$work/units" && systemd-analyze verify "./$(basename "$u")" 2>&1)
-		if [ $? != 0 ] || [ -n "$out" ]; then
+		if ! out=$(cd "$work/units" && systemd-analyze verify "./$(basename "$u")" 2>&1) || [ -n "$out" ]; then
 			echo "# $(basename "$u"): $out"
 			bad=1
 		fi
 	done
-	[ "$bad" = 0 ] && t_ok || t_fail "systemd-analyze verify found problems"
+	if [ "$bad" = 0 ]; then t_ok; else t_fail "systemd-analyze verify found problems"; fi
 }
 
 # "PROGRAM ARG..." lines: every command the units and the compose file run.
@@ -151,7 +150,7 @@ flags_exist() {
 	done < <(commands)
 	echo "# $n flags checked"
 	[ "$n" -gt 5 ] || bad=1
-	[ "$bad" = 0 ] && t_ok || t_fail "flags the deploy files use that the programs do not have"
+	if [ "$bad" = 0 ]; then t_ok; else t_fail "flags the deploy files use that the programs do not have"; fi
 }
 
 # Every -c FILE of a unit is /etc/tracesift/NAME.conf with deploy/NAME.conf in
@@ -175,7 +174,7 @@ configs_exist() {
 		echo "# deploy/sink.conf does not load"
 		bad=1
 	}
-	[ "$bad" = 0 ] && t_ok || t_fail "configs"
+	if [ "$bad" = 0 ]; then t_ok; else t_fail "configs"; fi
 }
 
 # The topics service runs topics.sh itself; check that it does, and that the
@@ -198,7 +197,7 @@ compose_topics() {
 			bad=1
 		}
 	done < <("$deploy/kafka/topics.sh" --list)
-	[ "$bad" = 0 ] && t_ok || t_fail "topics"
+	if [ "$bad" = 0 ]; then t_ok; else t_fail "topics"; fi
 }
 
 t_run compose_config
