@@ -6,8 +6,9 @@
 #   make bench      benchmarks against their baselines, results in bench/RESULTS.md
 #   make demo       local broker, synthetic traffic through tracesift-produce
 #   make kafka-up | kafka-down | kafka-status | topics
+#   make install    programs, library and header under PREFIX (/usr/local; DESTDIR for staging)
 
-.PHONY: all deps check-deps test test-build bench demo clean \
+.PHONY: all deps check-deps test test-build bench demo clean install \
         kafka-up kafka-down kafka-status topics
 .DEFAULT_GOAL := all
 
@@ -206,6 +207,19 @@ topics:
 
 clean:
 	rm -rf build bin lib
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+# What deploy/systemd and deploy/Dockerfile run: $(PREFIX)/bin/tracesift-*.
+install: all
+	$(Q)install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include
+	$(Q)install -m 0755 $(PROGS) $(DESTDIR)$(PREFIX)/bin/
+	$(Q)install -m 0755 lib/libtracesift.so.1 $(DESTDIR)$(PREFIX)/lib/
+	$(Q)ln -sfn libtracesift.so.1 $(DESTDIR)$(PREFIX)/lib/libtracesift.so
+	$(Q)install -m 0644 lib/libtracesift.a $(DESTDIR)$(PREFIX)/lib/
+	$(Q)install -m 0644 lib/tracesift.h $(DESTDIR)$(PREFIX)/include/
+	@echo "installed $(notdir $(PROGS)) and libtracesift in $(DESTDIR)$(PREFIX)"
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 

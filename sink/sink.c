@@ -21,6 +21,14 @@
 #include "store.h"
 #include "tstime.h"
 
+/* The consumer's fetch size: librdkafka 2.0.2 stops fetching a partition
+ * whose local queue is over queued.max.messages.kbytes (64 MiB) and looks at
+ * it again only about a second later; one 8 MiB fetch of zstd items is about
+ * 90 MB once decompressed, so 8 MiB stalled the sink about 1 s per fetch.
+ * Messages larger than this are still fetched whole (the broker returns at
+ * least one batch).  See docs/store.md. */
+#define SINK_FETCH_BYTES "1048576"
+
 static volatile sig_atomic_t run = 1;
 
 static void on_signal(int sig)
@@ -35,6 +43,7 @@ struct opts {
 	int commit_interval_ms, commit_items, stats_interval_ms, verbosity;
 	struct store_limits lim;
 	const char *xprops[128][2];
+	char xfrom_file[128];     /* 1: a kafka.* line of the config file, 0: -X */
 	int nx;
 };
 
@@ -72,7 +81,7 @@ static void usage(FILE *out)
 	"  --segment-age-s N        ... after N seconds (default 3600)\n"
 	"  --zstd-level N           compression level (default 3)\n"
 	"  --stats-interval-ms N    a JSON stats line on stderr this often (default 5000, 0 off)\n"
-	"  -X key=value             a librdkafka property (TLS, SASL, ...)\n"
+	"  -X key=value             a librdkafka property (TLS, SASL, fetch size, ...); see below\n"
 	"  --target store|opik      where items go (default store).  opik: Opik's REST API\n"
 	"                           (docs/opik.md); the store then keeps only the offsets\n"
 	"  --opik-url URL           Opik's API root, e.g. http://localhost:5173/api\n"
@@ -85,10 +94,20 @@ static void usage(FILE *out)
 	"Precedence: flags, then environment (TRACESIFT_BROKERS, TRACESIFT_STORE), then\n"
 	"the config file, then defaults.\n"
 	"\n"
+	"Kafka properties: the sink's defaults first, then kafka.* lines of the config\n"
+	"file, then -X, so -X changes any of these defaults:\n"
+	"  consumer  fetch.message.max.bytes=" SINK_FETCH_BYTES " auto.offset.reset=earliest\n"
+	"            group.id=tracesift-sink enable.partition.eof=false\n"
+	"  producer  compression.codec=zstd message.max.bytes=8388608 (dead letters)\n"
+	"Exactly-once needs these, set last; a -X or kafka.* that changes one is refused:\n"
+	"  consumer  isolation.level=read_committed enable.auto.commit=false\n"
+	"            enable.auto.offset.store=false\n"
+	"  producer  enable.idempotence=true acks=all\n"
+	"\n"
 	"Exit status: 0 after SIGTERM/SIGINT (what was read is committed first), 1 on\n"
-	"a fatal error, 2 on a usage error.  When the store cannot be written (disk full,\n"
-	"I/O error) the sink stops consuming, says why, and retries every second; it\n"
-	"records no offset beyond durable data.\n");
+	"a fatal error, 2 on a usage error or a refused Kafka property.  When the store\n"
+	"cannot be written (disk full, I/O error) the sink stops consuming, says why, and\n"
+	"retries every second; it records no offset beyond durable data.\n");
 }
 
 static int64_t mono_ms(void)
@@ -110,6 +129,9 @@ static int parse_num(const char *opt, const char *v, long min, long max, long *o
 	*out = n;
 	return 0;
 }
+
+/* 1 while the config file is read: its kafka.* lines come through -X. */
+static int loading_file;
 
 /* One option and its value, as a flag ("-b", "--store") names it.  v must
  * live as long as o (and is written to for -X). */
@@ -135,6 +157,7 @@ static int set_option(struct opts *o, const char *a, char *v)
 		*eq = '\0';
 		o->xprops[o->nx][0] = v;
 		o->xprops[o->nx][1] = eq + 1;
+		o->xfrom_file[o->nx] = (char)loading_file;
 		o->nx++;
 	} else if (!strcmp(a, "--commit-interval-ms")) {
 		if (parse_num(a, v, 10, 600000, &n)) return -1;
@@ -193,7 +216,10 @@ static int set_from_file(void *ctx, const char *name, const char *value, char *e
 		return -1;
 	}
 	file_lines[nfile_lines++] = keep;
-	if (set_option(o, opt, keep)) {
+	loading_file = 1;
+	int bad = set_option(o, opt, keep);
+	loading_file = 0;
+	if (bad) {
 		snprintf(errstr, size, "bad setting '%s'", name);
 		return -1;
 	}
@@ -203,9 +229,12 @@ static int set_from_file(void *ctx, const char *name, const char *value, char *e
 /* A config file: "name = value" lines where name is a long option without
  * its dashes ("store", "commit-interval-ms"), or brokers, topic, and
  * kafka.PROP for a librdkafka property. */
+static const char *conf_path;
+
 static int load_file(struct opts *o, const char *path)
 {
 	char err[1024];
+	conf_path = path;
 	if (kvfile_read(path, set_from_file, o, err, sizeof(err))) {
 		fprintf(stderr, "%% ERROR: %s\n", err);
 		return -1;
@@ -248,20 +277,121 @@ static int parse_args(struct opts *o, int argc, char **argv)
 
 static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 
-static rd_kafka_t *new_client(rd_kafka_type_t type, const struct opts *o, const char *const props[][2],
-                              int nprops, char *errstr, size_t size)
+/* Kafka properties, applied in this order: the sink's tunable defaults, then
+ * what the user gives (kafka.* lines of the config file, then -X), then the
+ * few that exactly-once depends on.  -X can change the first kind; the last
+ * kind it cannot, and check_user_props() refuses a -X that tries. */
+struct kprop {
+	const char *name, *value, *why;
+};
+
+static const struct kprop consumer_tune[] = {
+	/* a stored offset that retention has deleted: the oldest still there */
+	{ "auto.offset.reset", "earliest", NULL },
+	{ "group.id", "tracesift-sink", NULL },
+	{ "enable.partition.eof", "false", NULL },
+	{ "fetch.message.max.bytes", SINK_FETCH_BYTES, NULL },
+};
+static const struct kprop consumer_must[] = {
+	{ "isolation.level", "read_committed", "items of aborted transactions must not be stored" },
+	{ "enable.auto.commit", "false", "the store records where to resume, never Kafka's group offsets" },
+	{ "enable.auto.offset.store", "false", "the store records where to resume, never Kafka's group offsets" },
+};
+static const struct kprop producer_tune[] = {
+	{ "compression.codec", "zstd", NULL },
+	{ "message.max.bytes", "8388608", NULL },
+};
+static const struct kprop producer_must[] = {
+	{ "enable.idempotence", "true", "a dead letter must be written once and durably before its offset is stored" },
+	{ "acks", "all", "a dead letter must be durable before its offset is stored" },
+};
+#define NPROPS(a) (int)(sizeof(a) / sizeof((a)[0]))
+
+static int conf_set_props(rd_kafka_conf_t *conf, const struct kprop *p, int n, char *err, size_t size)
 {
+	for (int i = 0; i < n; i++)
+		if (rd_kafka_conf_set(conf, p[i].name, p[i].value, err, size))
+			return -1;
+	return 0;
+}
+
+/* The value of name in conf as librdkafka spells it ("all" is "-1"), or ""
+ * when it is not set (a topic property before any topic property is). */
+static void conf_value(rd_kafka_conf_t *conf, const char *name, char *out, size_t size)
+{
+	size_t n = size;
+	if (rd_kafka_conf_get(conf, name, out, &n) != RD_KAFKA_CONF_OK)
+		out[0] = '\0';
+}
+
+/* Checks one client's share of the user's properties: each must be a
+ * property librdkafka knows with a valid value, and none may change a
+ * property of must[] to another value, also through an alias such as
+ * request.required.acks for acks (each is set on top of must[] and must[]
+ * read back).  Prints why and returns -1. */
+static int check_props_for(const struct opts *o, const char *client, const struct kprop *tune, int ntune,
+                           const struct kprop *must, int nmust)
+{
+	char err[512], src[1024], want[64], got[64];
+	for (int i = 0; i < o->nx; i++) {
+		const char *k = o->xprops[i][0], *v = o->xprops[i][1];
+		int later = 0;
+		for (int j = i + 1; j < o->nx && !later; j++)
+			later = !strcmp(o->xprops[j][0], k);
+		if (later)
+			continue; /* a later one (a flag over the file) wins */
+		if (o->xfrom_file[i])
+			snprintf(src, sizeof(src), "'%s': kafka.%s = %s", conf_path, k, v);
+		else
+			snprintf(src, sizeof(src), "-X %s=%s", k, v);
+		rd_kafka_conf_t *conf = rd_kafka_conf_new();
+		conf_set_props(conf, tune, ntune, err, sizeof(err));
+		conf_set_props(conf, must, nmust, err, sizeof(err));
+		rd_kafka_conf_t *req = rd_kafka_conf_dup(conf);
+		int bad = rd_kafka_conf_set(conf, k, v, err, sizeof(err)) != RD_KAFKA_CONF_OK;
+		if (bad)
+			fprintf(stderr, "%% ERROR: %s: %s\n", src, err);
+		for (int m = 0; m < nmust && !bad; m++) {
+			conf_value(req, must[m].name, want, sizeof(want));
+			conf_value(conf, must[m].name, got, sizeof(got));
+			if ((bad = strcmp(got, want) != 0))
+				fprintf(stderr, "%% ERROR: %s: the sink's %s needs %s=%s (%s); it cannot be changed\n",
+				        src, client, must[m].name, must[m].value, must[m].why);
+		}
+		rd_kafka_conf_destroy(req);
+		rd_kafka_conf_destroy(conf);
+		if (bad)
+			return -1;
+	}
+	return 0;
+}
+
+/* Refuses, before anything starts, a user property librdkafka does not take
+ * or one that would change what exactly-once depends on. */
+static int check_user_props(const struct opts *o)
+{
+	return check_props_for(o, "consumer", consumer_tune, NPROPS(consumer_tune), consumer_must,
+	                       NPROPS(consumer_must)) ||
+	       check_props_for(o, "dead-letter producer", producer_tune, NPROPS(producer_tune), producer_must,
+	                       NPROPS(producer_must)) ? -1 : 0;
+}
+
+static rd_kafka_t *new_client(rd_kafka_type_t type, const struct opts *o, char *errstr, size_t size)
+{
+	int consumer = type == RD_KAFKA_CONSUMER;
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char err[512];
-	if (rd_kafka_conf_set(conf, "bootstrap.servers", o->brokers, err, sizeof(err)))
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", o->brokers, err, sizeof(err)) ||
+	    conf_set_props(conf, consumer ? consumer_tune : producer_tune,
+	                   consumer ? NPROPS(consumer_tune) : NPROPS(producer_tune), err, sizeof(err)))
 		goto bad;
 	for (int i = 0; i < o->nx; i++)
 		if (rd_kafka_conf_set(conf, o->xprops[i][0], o->xprops[i][1], err, sizeof(err)))
 			goto bad;
-	for (int i = 0; i < nprops; i++)
-		if (rd_kafka_conf_set(conf, props[i][0], props[i][1], err, sizeof(err)))
-			goto bad;
-	if (type == RD_KAFKA_PRODUCER)
+	if (conf_set_props(conf, consumer ? consumer_must : producer_must,
+	                   consumer ? NPROPS(consumer_must) : NPROPS(producer_must), err, sizeof(err)))
+		goto bad;
+	if (!consumer)
 		rd_kafka_conf_set_dr_msg_cb(conf, on_dlq_delivery);
 	rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof(err));
 	if (rk)
@@ -599,6 +729,11 @@ int main(int argc, char **argv)
 		o.topic = o.archive ? "llm.traces" : "llm.monitoring";
 	if (!o.dlq)
 		o.dlq = o.archive ? "llm.traces.dlq" : "llm.monitoring.dlq";
+	if (check_user_props(&o)) {
+		for (int i = 0; i < nfile_lines; i++)
+			free(file_lines[i]);
+		return 2;
+	}
 	if (o.target && strcmp(o.target, "store") && strcmp(o.target, "opik")) {
 		fprintf(stderr, "%% ERROR: --target: expected store or opik, got '%s'\n", o.target);
 		return 2;
@@ -634,19 +769,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%% ERROR: %s\n", err);
 		goto out;
 	}
-	const char *const cprops[][2] = {
-		/* a stored offset that retention has deleted: the oldest still there */
-		{ "auto.offset.reset", "earliest" },
-		{ "group.id", "tracesift-sink" }, { "enable.auto.commit", "false" },
-		{ "enable.auto.offset.store", "false" }, { "isolation.level", "read_committed" },
-		{ "enable.partition.eof", "false" }, { "fetch.message.max.bytes", "8388608" },
-	};
-	const char *const pprops[][2] = {
-		{ "enable.idempotence", "true" }, { "acks", "all" }, { "compression.codec", "zstd" },
-		{ "message.max.bytes", "8388608" },
-	};
-	if (!(consumer = new_client(RD_KAFKA_CONSUMER, &o, cprops, 7, err, sizeof(err))) ||
-	    !(dlqp = new_client(RD_KAFKA_PRODUCER, &o, pprops, 4, err, sizeof(err)))) {
+	if (!(consumer = new_client(RD_KAFKA_CONSUMER, &o, err, sizeof(err))) ||
+	    !(dlqp = new_client(RD_KAFKA_PRODUCER, &o, err, sizeof(err)))) {
 		fprintf(stderr, "%% ERROR: kafka: %s\n", err);
 		goto out;
 	}

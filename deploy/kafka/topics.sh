@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # deploy/kafka/topics.sh - create tracesift's Kafka topics (idempotent)
 #
-#   topics.sh [-b BROKERS]
+#   topics.sh [-b BROKERS] [--kafka-topics PATH] [--list]
 #
 # Creates each topic that does not exist yet, with explicit partitions, retention and
 # compression.type=producer (the producer's zstd batches are stored as they come). A topic
 # that exists already is left as it is; a partition count other than the wanted one is
 # reported. See docs/kafka.md.
+#
+# --kafka-topics PATH   create them with Kafka's own kafka-topics.sh at PATH
+#                       instead of kcat and the Maven-fetched jars (the
+#                       apache/kafka image: deploy/compose.yaml runs it so)
+# --list                print the table (name partitions retention.ms configs)
+#                       after the environment is applied, and do nothing else
 #
 # Environment (all optional):
 #   TS_BROKERS                 bootstrap servers (default 127.0.0.1:KAFKA_PORT, port 9092);
@@ -34,6 +40,8 @@ usage() {
 }
 
 brokers=${TS_BROKERS:-127.0.0.1:${KAFKA_PORT:-9092}}
+kafka_topics=
+list=0
 while [ $# -gt 0 ]; do
     case $1 in
         -b)
@@ -45,11 +53,20 @@ while [ $# -gt 0 ]; do
             brokers=${1#-b}
             shift
             ;;
+        --kafka-topics)
+            [ $# -ge 2 ] || die "--kafka-topics needs a path"
+            kafka_topics=$2
+            shift 2
+            ;;
+        --list)
+            list=1
+            shift
+            ;;
         -h | --help)
             usage
             exit 0
             ;;
-        *) die "unknown argument '$1' (usage: topics.sh [-b BROKERS])" ;;
+        *) die "unknown argument '$1' (usage: topics.sh [-b BROKERS] [--kafka-topics PATH] [--list])" ;;
     esac
 done
 
@@ -75,16 +92,30 @@ for n in $rf $(printf '%s\n' "$topics" | awk '{print $2}'); do
     esac
 done
 
-command -v kcat >/dev/null 2>&1 || die "kcat not found: run 'make deps'"
+if [ "$list" = 1 ]; then
+    printf '%s\n' "$topics"
+    exit 0
+fi
 
-# Existing topics and their partition counts, from one metadata request.
-meta=$(kcat -b "$brokers" -L -m 10 -q 2>&1) ||
-    die "cannot read metadata from '$brokers': $(printf '%s\n' "$meta" | tail -n 1 | sed 's/^% ERROR: //')"
-existing=$(printf '%s\n' "$meta" |
-    sed -n 's/^ *topic "\([^"]*\)" with \([0-9]*\) partitions:.*/\1 \2/p')
-
-# TopicCommand runs from the cached Kafka jars; fetch them once, up front.
-"$here/kafka.sh" fetch >/dev/null || die "cannot get the kafka jars (see above)"
+if [ -n "$kafka_topics" ]; then
+    [ -x "$kafka_topics" ] || die "'$kafka_topics' is not an executable kafka-topics.sh"
+    # Existing topics and their partition counts, from one --describe.
+    meta=$("$kafka_topics" --bootstrap-server "$brokers" --describe 2>&1) ||
+        die "cannot describe the topics of '$brokers': $(printf '%s\n' "$meta" | tail -n 1)"
+    existing=$(printf '%s\n' "$meta" |
+        sed -n 's/^Topic: *\([^[:space:]]*\)[[:space:]].*PartitionCount: *\([0-9]*\).*/\1 \2/p')
+    create() { "$kafka_topics" --bootstrap-server "$brokers" "$@"; }
+else
+    command -v kcat >/dev/null 2>&1 || die "kcat not found: run 'make deps'"
+    # Existing topics and their partition counts, from one metadata request.
+    meta=$(kcat -b "$brokers" -L -m 10 -q 2>&1) ||
+        die "cannot read metadata from '$brokers': $(printf '%s\n' "$meta" | tail -n 1 | sed 's/^% ERROR: //')"
+    existing=$(printf '%s\n' "$meta" |
+        sed -n 's/^ *topic "\([^"]*\)" with \([0-9]*\) partitions:.*/\1 \2/p')
+    # TopicCommand runs from the cached Kafka jars; fetch them once, up front.
+    "$here/kafka.sh" fetch >/dev/null || die "cannot get the kafka jars (see above)"
+    create() { "$here/kafka.sh" run-class org.apache.kafka.tools.TopicCommand --bootstrap-server "$brokers" "$@"; }
+fi
 
 rc=0
 while read -r name parts retention extra; do
@@ -102,10 +133,8 @@ while read -r name parts retention extra; do
         IFS=, read -r -a more <<<"$extra"
         for c in "${more[@]}"; do configs+=(--config "$c"); done
     fi
-    if "$here/kafka.sh" run-class org.apache.kafka.tools.TopicCommand \
-        --bootstrap-server "$brokers" --create --if-not-exists --topic "$name" \
-        --partitions "$parts" --replication-factor "$rf" "${configs[@]}" \
-        >/dev/null; then
+    if create --create --if-not-exists --topic "$name" \
+        --partitions "$parts" --replication-factor "$rf" "${configs[@]}" >/dev/null; then
         printf 'topics: %s created (%s partitions, replication %s, retention %s, compression.type=producer%s)\n' \
             "$name" "$parts" "$rf" "$([ "$retention" = -1 ] && echo forever || echo "$((retention / day_ms)) days")" \
             "$([ "$extra" = - ] || echo ", $extra")"
