@@ -48,6 +48,7 @@ static void usage(FILE *out)
 	"  runs                     list the runs (--dataset D, --json)\n"
 	"  show RUN                 a run's summary, metric table, alerts and worst items\n"
 	"  alerts                   the alerts fired (--json)\n"
+	"  check                    read the configuration, say what would run, and exit\n"
 	"\n"
 	"options:\n"
 	"  -c, --config FILE        config file ([evaluator], [judge], [fields], [metric NAME],\n"
@@ -339,6 +340,34 @@ bad:
 	return 1;
 }
 
+/* check: what the configuration makes of the evaluator (never the key itself). */
+static void print_check(const struct eval_conf *c)
+{
+	printf("store        %s\n", c->store);
+	printf("datasets     ");
+	if (!c->datasets)
+		printf("every dataset");
+	for (char **p = c->datasets; p && *p; p++)
+		printf("%s%s", *p, p[1] ? ", " : "");
+	printf("\njudge        ");
+	if (econf_has_judge(c))
+		printf("%s at %s (key: %s)\n", c->judge_model, c->judge_url,
+		       c->judge_key ? "set" : "none");
+	else
+		printf("none: heuristic metrics only\n");
+	printf("alerts to    %s%s%s%s\n", *c->brokers ? "topic " : "", *c->brokers ? c->alerts_topic : "",
+	       *c->brokers && *c->webhook_url ? ", " : "", *c->webhook_url ? "a webhook" : "");
+	printf("config hash  %016" PRIx64 "\n", c->hash);
+	printf("metrics (%d):\n", c->nmetrics);
+	for (int i = 0; i < c->nmetrics; i++)
+		printf("  %-22s %s, threshold %g, higher is %s\n", c->metrics[i].name,
+		       c->metrics[i].kind == METRIC_JUDGE ? "LLM judge" : "heuristic", c->metrics[i].threshold,
+		       c->metrics[i].good_high ? "better" : "worse");
+	printf("alert rules (%d):\n", c->nalerts);
+	for (int i = 0; i < c->nalerts; i++)
+		printf("  %-22s %s\n", c->alerts[i].name, c->alerts[i].when);
+}
+
 int main(int argc, char **argv)
 {
 	enum { O_STORE = 256, O_JUDGE_URL, O_JUDGE_MODEL, O_WEBHOOK, O_DATASET, O_BATCH, O_FROM,
@@ -440,8 +469,8 @@ int main(int argc, char **argv)
 		return die_usage("unexpected argument '%s'", argv[optind]);
 	}
 	if (strcmp(cmd, "watch") && strcmp(cmd, "once") && strcmp(cmd, "runs") &&
-	    strcmp(cmd, "show") && strcmp(cmd, "alerts")) {
-		return die_usage("unknown command '%s' (expected watch, once, runs, show or alerts)", cmd);
+	    strcmp(cmd, "show") && strcmp(cmd, "alerts") && strcmp(cmd, "check")) {
+		return die_usage("unknown command '%s' (expected watch, once, runs, show, alerts or check)", cmd);
 	}
 	if ((batch >= 0 || from >= 0 || to >= 0 || all) && (strcmp(cmd, "once") || !dataset)) {
 		return die_usage("--batch, --from-seq, --to-seq and --all go with 'once --dataset D'%s", "");
@@ -476,6 +505,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%% ERROR: %s\n", err);
 		econf_release(&c);
 		return 2;
+	}
+	if (!strcmp(cmd, "check")) {
+		print_check(&c);
+		econf_release(&c);
+		return 0;
 	}
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));

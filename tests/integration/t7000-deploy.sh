@@ -154,13 +154,12 @@ flags_exist() {
 }
 
 # Every -c FILE of a unit is /etc/tracesift/NAME.conf with deploy/NAME.conf in
-# the tree (evaluator.conf is the evaluator's own, written with it), and the
-# compose file mounts the same files.
+# the tree, and the compose file mounts the same files; the examples load.
 configs_exist() {
 	local f name bad=0
 	for f in $(sed -n 's#^ExecStart=.* -c \(/etc/tracesift/[^ ]*\).*#\1#p' "$deploy"/systemd/*.service | sort -u); do
 		name=$(basename "$f")
-		if [ ! -f "$deploy/$name" ] && [ "$name" != evaluator.conf ]; then
+		if [ ! -f "$deploy/$name" ]; then
 			echo "# $f: no deploy/$name"
 			bad=1
 		fi
@@ -172,6 +171,15 @@ configs_exist() {
 	# the example configs themselves load
 	"$TS_BIN/tracesift-sink" -c "$deploy/sink.conf" --help >/dev/null 2>&1 || {
 		echo "# deploy/sink.conf does not load"
+		bad=1
+	}
+	# the evaluator's, with the rubric file it names (mounted beside it in compose)
+	if ! out=$("$TS_BIN/tracesift-evaluator" -c "$deploy/evaluator.conf" check 2>&1); then
+		echo "# deploy/evaluator.conf does not load: $out"
+		bad=1
+	fi
+	grep -q "target: /etc/tracesift/style-rubric.txt" "$deploy/compose.yaml" || {
+		echo "# deploy/style-rubric.txt is not mounted in compose.yaml"
 		bad=1
 	}
 	if [ "$bad" = 0 ]; then t_ok; else t_fail "configs"; fi
