@@ -4,7 +4,7 @@
 #   make deps       install what the build, the tests and the local broker need
 #   make test       deps, sanitizer build, local broker, unit then integration tests
 #   make bench      benchmarks against their baselines, results in bench/RESULTS.md
-#   make demo       local broker, synthetic traffic through tracesift-produce
+#   make demo       the whole pipeline on a local broker, then a report (deploy/demo.sh)
 #   make kafka-up | kafka-down | kafka-status | topics
 #   make install    programs, library and header under PREFIX (/usr/local; DESTDIR for staging)
 
@@ -184,12 +184,12 @@ test:
 	$(Q)tests/run.sh build/san
 
 bench:
-	$(Q)deploy/deps.sh --quiet
+	$(Q)deploy/deps.sh --quiet --no-compose
 	$(Q)$(MAKE) --no-print-directory SAN=0 all $(BENCH_PROGS)
 	$(Q)bench/run.sh build/rel
 
 demo:
-	$(Q)deploy/deps.sh --quiet
+	$(Q)deploy/deps.sh --quiet --no-compose
 	$(Q)$(MAKE) --no-print-directory SAN=0 all
 	$(Q)deploy/demo.sh
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # deploy/deps.sh - install what tracesift's build, tests and local broker need
 #
-# usage: deploy/deps.sh [--quiet]
+# usage: deploy/deps.sh [--quiet] [--no-compose]
 # Debian's packages, then Docker Compose v2 (for the check of deploy/compose.yaml,
 # tests/integration/t7000-deploy.sh) built once from the Go module proxy into
-# ~/.cache/tracesift.  Does nothing when everything is there; uses sudo only when
+# ~/.cache/tracesift; --no-compose (make demo, make bench) leaves that out.  Does nothing when everything is there; uses sudo only when
 # not root.
 set -eu
 
@@ -28,8 +28,14 @@ cache=${TRACESIFT_CACHE:-$HOME/.cache/tracesift}
 compose_dir=$cache/compose-$compose_version
 compose_bin=$compose_dir/docker-compose
 
-quiet=0
-[ "${1:-}" = "--quiet" ] && quiet=1
+quiet=0 want_compose=1
+for arg in "$@"; do
+	case $arg in
+	--quiet) quiet=1 ;;
+	--no-compose) want_compose=0 ;;
+	*) echo "% ERROR: usage: deploy/deps.sh [--quiet] [--no-compose]" >&2; exit 2 ;;
+	esac
+done
 
 say() { [ "$quiet" = 1 ] || echo "deps: $*"; }
 die() {
@@ -137,7 +143,7 @@ build_compose() {
 
 # A machine that cannot build it still gets the rest of 'make test':
 # t7000-deploy then fails and says why.
-if ! compose_ok; then
+if [ "$want_compose" = 1 ] && ! compose_ok; then
 	(build_compose) || echo "% warning: no docker compose $compose_version: the check of deploy/compose.yaml (t7000) will fail" >&2
 fi
 
