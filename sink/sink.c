@@ -15,6 +15,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "item.h"
+#include "kclient.h"
 #include "kvfile.h"
 #include "opik.h"
 #include "record.h"
@@ -42,8 +43,7 @@ struct opts {
 	const char *target, *opik_url, *opik_workspace, *opik_key_env, *opik_project;
 	int commit_interval_ms, commit_items, stats_interval_ms, verbosity;
 	struct store_limits lim;
-	const char *xprops[128][2];
-	char xfrom_file[128];     /* 1: a kafka.* line of the config file, 0: -X */
+	struct kclient_user x[128]; /* kafka.* lines of the config file, then -X */
 	int nx;
 };
 
@@ -130,8 +130,8 @@ static int parse_num(const char *opt, const char *v, long min, long max, long *o
 	return 0;
 }
 
-/* 1 while the config file is read: its kafka.* lines come through -X. */
-static int loading_file;
+/* While the config file is read, its path: its kafka.* lines come through -X. */
+static const char *loading_file;
 
 /* One option and its value, as a flag ("-b", "--store") names it.  v must
  * live as long as o (and is written to for -X). */
@@ -155,10 +155,7 @@ static int set_option(struct opts *o, const char *a, char *v)
 			return -1;
 		}
 		*eq = '\0';
-		o->xprops[o->nx][0] = v;
-		o->xprops[o->nx][1] = eq + 1;
-		o->xfrom_file[o->nx] = (char)loading_file;
-		o->nx++;
+		o->x[o->nx++] = (struct kclient_user){ .name = v, .value = eq + 1, .file = loading_file };
 	} else if (!strcmp(a, "--commit-interval-ms")) {
 		if (parse_num(a, v, 10, 600000, &n)) return -1;
 		o->commit_interval_ms = (int)n;
@@ -190,6 +187,7 @@ static int set_option(struct opts *o, const char *a, char *v)
 /* Config file lines, kept for the life of the process. */
 static char *file_lines[256];
 static int nfile_lines;
+static const char *conf_path;
 
 /* One "name = value" line of a config file as the option it names. */
 static int set_from_file(void *ctx, const char *name, const char *value, char *errstr, size_t size)
@@ -216,9 +214,9 @@ static int set_from_file(void *ctx, const char *name, const char *value, char *e
 		return -1;
 	}
 	file_lines[nfile_lines++] = keep;
-	loading_file = 1;
+	loading_file = conf_path;
 	int bad = set_option(o, opt, keep);
-	loading_file = 0;
+	loading_file = NULL;
 	if (bad) {
 		snprintf(errstr, size, "bad setting '%s'", name);
 		return -1;
@@ -229,8 +227,6 @@ static int set_from_file(void *ctx, const char *name, const char *value, char *e
 /* A config file: "name = value" lines where name is a long option without
  * its dashes ("store", "commit-interval-ms"), or brokers, topic, and
  * kafka.PROP for a librdkafka property. */
-static const char *conf_path;
-
 static int load_file(struct opts *o, const char *path)
 {
 	char err[1024];
@@ -277,129 +273,61 @@ static int parse_args(struct opts *o, int argc, char **argv)
 
 static void on_dlq_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
 
-/* Kafka properties, applied in this order: the sink's tunable defaults, then
- * what the user gives (kafka.* lines of the config file, then -X), then the
- * few that exactly-once depends on.  -X can change the first kind; the last
- * kind it cannot, and check_user_props() refuses a -X that tries. */
-struct kprop {
-	const char *name, *value, *why;
-};
-
-static const struct kprop consumer_tune[] = {
+/* Kafka properties (core/kclient.h): the sink's tunable defaults, then what
+ * the user gives (kafka.* lines of the config file, then -X), then the few
+ * that exactly-once depends on.  -X can change the first kind; the last kind
+ * it cannot, and check_user_props() refuses a -X that tries. */
+static const struct kclient_prop consumer_tune[] = {
 	/* a stored offset that retention has deleted: the oldest still there */
 	{ "auto.offset.reset", "earliest", NULL },
 	{ "group.id", "tracesift-sink", NULL },
 	{ "enable.partition.eof", "false", NULL },
 	{ "fetch.message.max.bytes", SINK_FETCH_BYTES, NULL },
 };
-static const struct kprop consumer_must[] = {
+static const struct kclient_prop consumer_must[] = {
 	{ "isolation.level", "read_committed", "items of aborted transactions must not be stored" },
 	{ "enable.auto.commit", "false", "the store records where to resume, never Kafka's group offsets" },
 	{ "enable.auto.offset.store", "false", "the store records where to resume, never Kafka's group offsets" },
 };
-static const struct kprop producer_tune[] = {
+static const struct kclient_prop producer_tune[] = {
 	{ "compression.codec", "zstd", NULL },
 	{ "message.max.bytes", "8388608", NULL },
 };
-static const struct kprop producer_must[] = {
+static const struct kclient_prop producer_must[] = {
 	{ "enable.idempotence", "true", "a dead letter must be written once and durably before its offset is stored" },
 	{ "acks", "all", "a dead letter must be durable before its offset is stored" },
 };
 #define NPROPS(a) (int)(sizeof(a) / sizeof((a)[0]))
-
-static int conf_set_props(rd_kafka_conf_t *conf, const struct kprop *p, int n, char *err, size_t size)
-{
-	for (int i = 0; i < n; i++)
-		if (rd_kafka_conf_set(conf, p[i].name, p[i].value, err, size))
-			return -1;
-	return 0;
-}
-
-/* The value of name in conf as librdkafka spells it ("all" is "-1"), or ""
- * when it is not set (a topic property before any topic property is). */
-static void conf_value(rd_kafka_conf_t *conf, const char *name, char *out, size_t size)
-{
-	size_t n = size;
-	if (rd_kafka_conf_get(conf, name, out, &n) != RD_KAFKA_CONF_OK)
-		out[0] = '\0';
-}
-
-/* Checks one client's share of the user's properties: each must be a
- * property librdkafka knows with a valid value, and none may change a
- * property of must[] to another value, also through an alias such as
- * request.required.acks for acks (each is set on top of must[] and must[]
- * read back).  Prints why and returns -1. */
-static int check_props_for(const struct opts *o, const char *client, const struct kprop *tune, int ntune,
-                           const struct kprop *must, int nmust)
-{
-	char err[512], src[1024], want[64], got[64];
-	for (int i = 0; i < o->nx; i++) {
-		const char *k = o->xprops[i][0], *v = o->xprops[i][1];
-		int later = 0;
-		for (int j = i + 1; j < o->nx && !later; j++)
-			later = !strcmp(o->xprops[j][0], k);
-		if (later)
-			continue; /* a later one (a flag over the file) wins */
-		if (o->xfrom_file[i])
-			snprintf(src, sizeof(src), "'%s': kafka.%s = %s", conf_path, k, v);
-		else
-			snprintf(src, sizeof(src), "-X %s=%s", k, v);
-		rd_kafka_conf_t *conf = rd_kafka_conf_new();
-		conf_set_props(conf, tune, ntune, err, sizeof(err));
-		conf_set_props(conf, must, nmust, err, sizeof(err));
-		rd_kafka_conf_t *req = rd_kafka_conf_dup(conf);
-		int bad = rd_kafka_conf_set(conf, k, v, err, sizeof(err)) != RD_KAFKA_CONF_OK;
-		if (bad)
-			fprintf(stderr, "%% ERROR: %s: %s\n", src, err);
-		for (int m = 0; m < nmust && !bad; m++) {
-			conf_value(req, must[m].name, want, sizeof(want));
-			conf_value(conf, must[m].name, got, sizeof(got));
-			if ((bad = strcmp(got, want) != 0))
-				fprintf(stderr, "%% ERROR: %s: the sink's %s needs %s=%s (%s); it cannot be changed\n",
-				        src, client, must[m].name, must[m].value, must[m].why);
-		}
-		rd_kafka_conf_destroy(req);
-		rd_kafka_conf_destroy(conf);
-		if (bad)
-			return -1;
-	}
-	return 0;
-}
+static const struct kclient_tables consumer_props = {
+	"the sink's consumer", consumer_tune, NPROPS(consumer_tune), consumer_must, NPROPS(consumer_must)
+};
+static const struct kclient_tables producer_props = {
+	"the sink's dead-letter producer", producer_tune, NPROPS(producer_tune), producer_must, NPROPS(producer_must)
+};
 
 /* Refuses, before anything starts, a user property librdkafka does not take
  * or one that would change what exactly-once depends on. */
 static int check_user_props(const struct opts *o)
 {
-	return check_props_for(o, "consumer", consumer_tune, NPROPS(consumer_tune), consumer_must,
-	                       NPROPS(consumer_must)) ||
-	       check_props_for(o, "dead-letter producer", producer_tune, NPROPS(producer_tune), producer_must,
-	                       NPROPS(producer_must)) ? -1 : 0;
+	char err[2048];
+	if (kclient_check(&consumer_props, o->x, o->nx, err, sizeof(err)) ||
+	    kclient_check(&producer_props, o->x, o->nx, err, sizeof(err))) {
+		fprintf(stderr, "%% ERROR: %s\n", err);
+		return -1;
+	}
+	return 0;
 }
 
 static rd_kafka_t *new_client(rd_kafka_type_t type, const struct opts *o, char *errstr, size_t size)
 {
 	int consumer = type == RD_KAFKA_CONSUMER;
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	char err[512];
-	if (rd_kafka_conf_set(conf, "bootstrap.servers", o->brokers, err, sizeof(err)) ||
-	    conf_set_props(conf, consumer ? consumer_tune : producer_tune,
-	                   consumer ? NPROPS(consumer_tune) : NPROPS(producer_tune), err, sizeof(err)))
-		goto bad;
-	for (int i = 0; i < o->nx; i++)
-		if (rd_kafka_conf_set(conf, o->xprops[i][0], o->xprops[i][1], err, sizeof(err)))
-			goto bad;
-	if (conf_set_props(conf, consumer ? consumer_must : producer_must,
-	                   consumer ? NPROPS(consumer_must) : NPROPS(producer_must), err, sizeof(err)))
-		goto bad;
+	rd_kafka_conf_t *conf = kclient_conf_new(consumer ? &consumer_props : &producer_props, o->brokers,
+	                                         o->x, o->nx, errstr, size);
+	if (!conf)
+		return NULL;
 	if (!consumer)
 		rd_kafka_conf_set_dr_msg_cb(conf, on_dlq_delivery);
-	rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof(err));
-	if (rk)
-		return rk;
-bad:
-	snprintf(errstr, size, "%s", err);
-	rd_kafka_conf_destroy(conf);
-	return NULL;
+	return kclient_new(type, conf, errstr, size);
 }
 
 /* Assigns every partition of the topic at the offset the store recorded. */
