@@ -104,6 +104,27 @@ static int save(struct batcher *b)
 	return 0;
 }
 
+/* The state reader's properties (core/kclient.h): the tunables are set before
+ * the user's, the required ones after.  It is assigned its partitions and
+ * never commits, so its group is only a name. */
+static const struct kclient_prop state_tune[] = {
+	{ "group.id", "tracesift-sampler-state", NULL },
+	{ "enable.auto.commit", "false", NULL },
+};
+static const struct kclient_prop state_must[] = {
+	{ "enable.partition.eof", "true", "it reads the state topic to its end when the batch stage takes a partition" },
+	{ "isolation.level", "read_committed", "the state of aborted transactions must not be restored" },
+};
+static const struct kclient_tables state_props = {
+	"the sampler's state reader", state_tune, (int)(sizeof(state_tune) / sizeof(state_tune[0])),
+	state_must, (int)(sizeof(state_must) / sizeof(state_must[0]))
+};
+
+int batcher_check(const struct sampler *s, char *errstr, size_t errstr_size)
+{
+	return kclient_check(&state_props, s->kafka, s->nkafka, errstr, errstr_size);
+}
+
 struct batcher *batcher_new(struct sampler *s, char *errstr, size_t errstr_size)
 {
 	struct batcher *b = calloc(1, sizeof(*b));
@@ -158,19 +179,10 @@ static int state_load(struct batcher *b, int32_t p)
 {
 	const struct sampler_conf *c = b->s->conf;
 	char err[512];
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	const char *props[][2] = {
-		{ "bootstrap.servers", c->brokers }, { "group.id", "tracesift-sampler-state" },
-		{ "enable.auto.commit", "false" }, { "enable.partition.eof", "true" },
-		{ "isolation.level", "read_committed" },
-	};
-	for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++)
-		rd_kafka_conf_set(conf, props[i][0], props[i][1], err, sizeof(err));
-	for (int i = 0; i < c->nkafka_props; i++)
-		rd_kafka_conf_set(conf, c->kafka_props[2 * i], c->kafka_props[2 * i + 1], err, sizeof(err));
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+	rd_kafka_conf_t *conf = kclient_conf_new(&state_props, c->brokers, b->s->kafka, b->s->nkafka, err,
+	                                         sizeof(err));
+	rd_kafka_t *rk = conf ? kclient_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)) : NULL;
 	if (!rk) {
-		rd_kafka_conf_destroy(conf);
 		fprintf(stderr, "%% ERROR: batch: state reader: %s\n", err);
 		return -1;
 	}

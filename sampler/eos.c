@@ -45,26 +45,66 @@ static void count(struct eos *e, uint64_t *field, uint64_t n)
 	pthread_mutex_unlock(&e->stats_lock);
 }
 
-static int conf_set_all(rd_kafka_conf_t *c, const char *const props[][2], size_t n,
-                        char *errstr, size_t size)
+/* ---- the clients' properties ------------------------------------------- */
+
+/* A stage's two clients (core/kclient.h): tunables first, then what the user
+ * gives, then what exactly-once needs, which -X cannot change.  Filled in
+ * place by eos_props_init(): the tables point into the struct. */
+struct eos_props {
+	char txn_timeout[16], consumer[64], producer[64];
+	struct kclient_prop ctune[3], cmust[4], ptune[4], pmust[3];
+	struct kclient_tables c, p;
+};
+
+#define NPROPS(a) (int)(sizeof(a) / sizeof((a)[0]))
+
+static void eos_props_init(struct eos_props *k, const struct eos_conf *conf)
 {
-	for (size_t i = 0; i < n; i++)
-		if (props[i][0] && rd_kafka_conf_set(c, props[i][0], props[i][1], errstr, size))
-			return -1;
-	return 0;
+	snprintf(k->txn_timeout, sizeof(k->txn_timeout), "%d", TXN_TIMEOUT_MS);
+	snprintf(k->consumer, sizeof(k->consumer), "the sampler's %s consumer", conf->name);
+	snprintf(k->producer, sizeof(k->producer), "the sampler's %s producer", conf->name);
+	const struct kclient_prop ctune[] = {
+		{ "auto.offset.reset", "earliest", NULL },
+		{ "partition.assignment.strategy", "range,roundrobin", NULL },
+		/* a killed instance's partitions move after this long */
+		{ "session.timeout.ms", "10000", NULL },
+	};
+	const struct kclient_prop cmust[] = {
+		{ "group.id", conf->group, "the stage commits its offsets in its transactions, for this group; "
+		  "set it with the 'group' setting" },
+		{ "enable.auto.commit", "false", "offsets are committed with the outputs, in the stage's transactions" },
+		{ "isolation.level", "read_committed", "records of aborted transactions must not be processed" },
+		{ "enable.partition.eof", "false", "the stage consumes without end and takes no end-of-partition events" },
+	};
+	const struct kclient_prop ptune[] = {
+		{ "compression.codec", "zstd", NULL },
+		{ "linger.ms", "10", NULL },
+		{ "message.max.bytes", "4194304", NULL },
+		{ "transaction.timeout.ms", k->txn_timeout, NULL },
+	};
+	const struct kclient_prop pmust[] = {
+		{ "transactional.id", conf->transactional_id, "a restarted instance fences its predecessor by this "
+		  "id; set it with the 'transactional.id' setting and --instance" },
+		{ "enable.idempotence", "true", "Kafka transactions need the idempotent producer" },
+		{ "acks", "all", "Kafka transactions need acks=all" },
+	};
+	_Static_assert(sizeof(ctune) == sizeof(k->ctune) && sizeof(cmust) == sizeof(k->cmust) &&
+	               sizeof(ptune) == sizeof(k->ptune) && sizeof(pmust) == sizeof(k->pmust),
+	               "struct eos_props holds every property");
+	memcpy(k->ctune, ctune, sizeof(ctune));
+	memcpy(k->cmust, cmust, sizeof(cmust));
+	memcpy(k->ptune, ptune, sizeof(ptune));
+	memcpy(k->pmust, pmust, sizeof(pmust));
+	k->c = (struct kclient_tables){ k->consumer, k->ctune, NPROPS(k->ctune), k->cmust, NPROPS(k->cmust) };
+	k->p = (struct kclient_tables){ k->producer, k->ptune, NPROPS(k->ptune), k->pmust, NPROPS(k->pmust) };
 }
 
-static int conf_set_user(rd_kafka_conf_t *c, const struct eos_conf *ec, char *errstr, size_t size)
+int eos_check(const struct eos_conf *conf, char *errstr, size_t errstr_size)
 {
-	char err[256];
-	for (int i = 0; i < ec->nkafka_props; i++) {
-		const char *k = ec->kafka_props[2 * i], *v = ec->kafka_props[2 * i + 1];
-		if (rd_kafka_conf_set(c, k, v, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-			snprintf(errstr, size, "kafka property '%s': %s", k, err);
-			return -1;
-		}
-	}
-	return 0;
+	struct eos_props k;
+	eos_props_init(&k, conf);
+	return kclient_check(&k.c, conf->kafka_props, conf->nkafka_props, errstr, errstr_size) ||
+	       kclient_check(&k.p, conf->kafka_props, conf->nkafka_props, errstr, errstr_size) ? -1 : 0;
 }
 
 /* ---- rewinding -------------------------------------------------------- */
@@ -267,64 +307,27 @@ struct eos *eos_new(const struct eos_conf *conf, const struct eos_ops *ops, void
 	e->ctx = ctx;
 	e->stats.lag = -1;
 	pthread_mutex_init(&e->stats_lock, NULL);
-	char txn_timeout[16];
-	snprintf(txn_timeout, sizeof(txn_timeout), "%d", TXN_TIMEOUT_MS);
+	struct eos_props k;
+	eos_props_init(&k, conf);
 
-	/* Tunables first, then what the user gives, then what exactly-once needs:
-	 * -X can tune the clients but not turn transactions off. */
-	const char *const ptune[][2] = {
-		{ "bootstrap.servers", conf->brokers },
-		{ "compression.codec", "zstd" },
-		{ "linger.ms", "10" },
-		{ "message.max.bytes", "4194304" },
-		{ "transaction.timeout.ms", txn_timeout },
-	};
-	const char *const pmust[][2] = {
-		{ "transactional.id", conf->transactional_id },
-		{ "enable.idempotence", "true" },
-		{ "acks", "all" },
-	};
-	rd_kafka_conf_t *pc = rd_kafka_conf_new();
-	if (conf_set_all(pc, ptune, sizeof(ptune) / sizeof(ptune[0]), err, sizeof(err)) ||
-	    conf_set_user(pc, conf, err, sizeof(err)) ||
-	    conf_set_all(pc, pmust, sizeof(pmust) / sizeof(pmust[0]), err, sizeof(err))) {
+	rd_kafka_conf_t *pc = kclient_conf_new(&k.p, conf->brokers, conf->kafka_props, conf->nkafka_props,
+	                                       err, sizeof(err));
+	if (!pc || !(e->producer = kclient_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err)))) {
 		snprintf(errstr, errstr_size, "producer: %s", err);
-		rd_kafka_conf_destroy(pc);
-		goto fail;
-	}
-	if (!(e->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, err, sizeof(err)))) {
-		snprintf(errstr, errstr_size, "producer: %s", err);
-		rd_kafka_conf_destroy(pc);
 		goto fail;
 	}
 
-	const char *const ctune[][2] = {
-		{ "bootstrap.servers", conf->brokers },
-		{ "auto.offset.reset", "earliest" },
-		{ "partition.assignment.strategy", "range,roundrobin" },
-		/* a killed instance's partitions move after this long */
-		{ "session.timeout.ms", "10000" },
-	};
-	const char *const cmust[][2] = {
-		{ "group.id", conf->group },
-		{ "enable.auto.commit", "false" },
-		{ "isolation.level", "read_committed" },
-		{ "enable.partition.eof", "false" },
-	};
-	rd_kafka_conf_t *cc = rd_kafka_conf_new();
-	if (conf_set_all(cc, ctune, sizeof(ctune) / sizeof(ctune[0]), err, sizeof(err)) ||
-	    conf_set_user(cc, conf, err, sizeof(err)) ||
-	    conf_set_all(cc, cmust, sizeof(cmust) / sizeof(cmust[0]), err, sizeof(err))) {
+	rd_kafka_conf_t *cc = kclient_conf_new(&k.c, conf->brokers, conf->kafka_props, conf->nkafka_props,
+	                                       err, sizeof(err));
+	if (!cc) {
 		snprintf(errstr, errstr_size, "consumer: %s", err);
-		rd_kafka_conf_destroy(cc);
 		goto fail;
 	}
 	/* Producer-only properties given for both make the consumer warn, which is harmless. */
 	rd_kafka_conf_set_rebalance_cb(cc, on_rebalance);
 	rd_kafka_conf_set_opaque(cc, e);
-	if (!(e->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err)))) {
+	if (!(e->consumer = kclient_new(RD_KAFKA_CONSUMER, cc, err, sizeof(err)))) {
 		snprintf(errstr, errstr_size, "consumer: %s", err);
-		rd_kafka_conf_destroy(cc);
 		goto fail;
 	}
 	rd_kafka_poll_set_consumer(e->consumer);

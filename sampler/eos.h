@@ -16,6 +16,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "kclient.h"
+
 struct eos;
 
 struct eos_ops {
@@ -45,7 +47,7 @@ struct eos_conf {
 	const char *input;             /* topic to consume */
 	int commit_interval_ms;
 	int max_txn_messages;          /* commit early past this many outputs */
-	const char *const *kafka_props;/* NAME, VALUE pairs for both clients */
+	const struct kclient_user *kafka_props; /* the user's, for both clients */
 	int nkafka_props;
 	const char *name;              /* for messages: "select", "batch" */
 };
@@ -56,6 +58,11 @@ struct eos_stats {
 	double commit_ms_last, commit_ms_max;
 	int partitions;
 };
+
+/* Refuses a user property (conf->kafka_props) that librdkafka does not take
+ * or that would change what exactly-once needs (core/kclient.h): -1 with
+ * errstr naming the property, the value needed and why; else 0. */
+int eos_check(const struct eos_conf *conf, char *errstr, size_t errstr_size);
 
 /* Creates both clients and initialises transactions (fencing an earlier
  * producer with the same transactional.id).  NULL on failure with errstr. */

@@ -84,19 +84,14 @@ static void *worker_main(void *arg)
 
 /* Checks that the topics exist and the state topic can hold the pending
  * topic's partitions.  Returns 0 or -1 with errstr. */
-static int check_topics(const struct sampler_conf *c, enum role role, char *errstr, size_t size)
+static int check_topics(const struct sampler_conf *c, const struct kclient_user *kafka, int nkafka,
+                        enum role role, char *errstr, size_t size)
 {
-	char err[512];
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	rd_kafka_conf_set(conf, "bootstrap.servers", c->brokers, err, sizeof(err));
-	for (int i = 0; i < c->nkafka_props; i++)
-		rd_kafka_conf_set(conf, c->kafka_props[2 * i], c->kafka_props[2 * i + 1], err, sizeof(err));
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-	if (!rk) {
-		rd_kafka_conf_destroy(conf);
-		snprintf(errstr, size, "%s", err);
+	static const struct kclient_tables metadata_props = { "the sampler's metadata client", NULL, 0, NULL, 0 };
+	rd_kafka_conf_t *conf = kclient_conf_new(&metadata_props, c->brokers, kafka, nkafka, errstr, size);
+	rd_kafka_t *rk = conf ? kclient_new(RD_KAFKA_PRODUCER, conf, errstr, size) : NULL;
+	if (!rk)
 		return -1;
-	}
 	const struct rd_kafka_metadata *md = NULL;
 	rd_kafka_resp_err_t merr = rd_kafka_metadata(rk, 1, NULL, &md, 15000);
 	if (merr) {
@@ -272,6 +267,7 @@ int main(int argc, char **argv)
 	struct worker w[2];
 	int nw = 0;
 	struct batcher *batcher = NULL;
+	struct kclient_user *kafka = NULL;
 
 	memset(&s, 0, sizeof(s));
 	memset(w, 0, sizeof(w));
@@ -373,32 +369,62 @@ int main(int argc, char **argv)
 		}
 	}
 
-	if (check_topics(&conf, role, err, sizeof(err))) {
-		fprintf(stderr, "%% ERROR: %s\n", err);
-		rc = 1;
+	/* The user's Kafka properties, each with where it came from: -X wins
+	 * over -s kafka.NAME, which wins over the file (sconf keeps the last). */
+	if (!(kafka = calloc((size_t)conf.nkafka_props + 1, sizeof(*kafka)))) {
+		fprintf(stderr, "%% ERROR: out of memory\n");
 		goto out;
 	}
+	for (int i = 0; i < conf.nkafka_props; i++) {
+		const char *name = conf.kafka_props[2 * i];
+		int by_x = 0, by_s = 0;
+		for (int j = 0; j < nx; j++)
+			by_x |= !strcmp(xprops[j].name, name);
+		for (int j = 0; j < nsets; j++)
+			by_s |= !strncmp(sets[j].name, "kafka.", 6) && !strcmp(sets[j].name + 6, name);
+		kafka[i] = (struct kclient_user){ .name = name, .value = conf.kafka_props[2 * i + 1],
+		                                  .file = by_x || by_s ? NULL : conf_file,
+		                                  .flag = !by_x && by_s ? "-s kafka." : NULL };
+	}
+	s.kafka = kafka;
+	s.nkafka = conf.nkafka_props;
 
-	const char **props = calloc((size_t)conf.nkafka_props * 2 + 1, sizeof(*props));
-	for (int i = 0; props && i < conf.nkafka_props * 2; i++)
-		props[i] = conf.kafka_props[i];
 	char txn_select[512], txn_batch[512];
 	snprintf(txn_select, sizeof(txn_select), "%s-select", conf.transactional_id);
 	snprintf(txn_batch, sizeof(txn_batch), "%s-batch", conf.transactional_id);
 	char group_batch[512];
 	snprintf(group_batch, sizeof(group_batch), "%s-batch", conf.group);
+	struct eos_conf select_ec = {
+		.brokers = conf.brokers, .group = conf.group, .transactional_id = txn_select,
+		.input = conf.input, .commit_interval_ms = conf.commit_interval_ms,
+		.max_txn_messages = 50000, .kafka_props = kafka, .nkafka_props = conf.nkafka_props,
+		.name = "select",
+	};
+	struct eos_conf batch_ec = {
+		.brokers = conf.brokers, .group = group_batch, .transactional_id = txn_batch,
+		.input = conf.pending, .commit_interval_ms = conf.commit_interval_ms,
+		.max_txn_messages = 50000, .kafka_props = kafka, .nkafka_props = conf.nkafka_props,
+		.name = "batch",
+	};
+	/* A property that would change what exactly-once needs is refused
+	 * before anything starts, for the clients of the stages that run. */
+	if ((role != ROLE_BATCH && eos_check(&select_ec, err, sizeof(err))) ||
+	    (role != ROLE_SELECT && (eos_check(&batch_ec, err, sizeof(err)) || batcher_check(&s, err, sizeof(err))))) {
+		fprintf(stderr, "%% ERROR: %s\n", err);
+		goto out;
+	}
+
+	if (check_topics(&conf, kafka, conf.nkafka_props, role, err, sizeof(err))) {
+		fprintf(stderr, "%% ERROR: %s\n", err);
+		rc = 1;
+		goto out;
+	}
+
 	rc = 1;
 	if (role != ROLE_BATCH) {
-		struct eos_conf ec = {
-			.brokers = conf.brokers, .group = conf.group, .transactional_id = txn_select,
-			.input = conf.input, .commit_interval_ms = conf.commit_interval_ms,
-			.max_txn_messages = 50000, .kafka_props = props, .nkafka_props = conf.nkafka_props,
-			.name = "select",
-		};
 		w[nw].name = "select";
-		if (!(w[nw].eos = eos_new(&ec, &select_ops, &s, err, sizeof(err)))) {
+		if (!(w[nw].eos = eos_new(&select_ec, &select_ops, &s, err, sizeof(err)))) {
 			fprintf(stderr, "%% ERROR: select: %s\n", err);
-			free(props);
 			goto out;
 		}
 		nw++;
@@ -406,24 +432,15 @@ int main(int argc, char **argv)
 	if (role != ROLE_SELECT) {
 		if (!(batcher = batcher_new(&s, err, sizeof(err)))) {
 			fprintf(stderr, "%% ERROR: batch: %s\n", err);
-			free(props);
 			goto out;
 		}
-		struct eos_conf ec = {
-			.brokers = conf.brokers, .group = group_batch, .transactional_id = txn_batch,
-			.input = conf.pending, .commit_interval_ms = conf.commit_interval_ms,
-			.max_txn_messages = 50000, .kafka_props = props, .nkafka_props = conf.nkafka_props,
-			.name = "batch",
-		};
 		w[nw].name = "batch";
-		if (!(w[nw].eos = eos_new(&ec, &batch_ops, batcher, err, sizeof(err)))) {
+		if (!(w[nw].eos = eos_new(&batch_ec, &batch_ops, batcher, err, sizeof(err)))) {
 			fprintf(stderr, "%% ERROR: batch: %s\n", err);
-			free(props);
 			goto out;
 		}
 		nw++;
 	}
-	free(props);
 
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigemptyset(&sa.sa_mask);
@@ -464,6 +481,7 @@ out:
 	if (verbosity > 0 && rc == 0 && nw > 0)
 		fprintf(stderr, "%% sampler %d: stopped cleanly\n", conf.instance);
 	sconf_release(&conf);
+	free(kafka);
 	free(sets);
 	free(xprops);
 	return rc;

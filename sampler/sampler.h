@@ -30,6 +30,8 @@ struct sampler {
 	const struct sampler_conf *conf;
 	struct redactor *redactor;      /* NULL: no redaction rules */
 	struct rec_limits limits;
+	const struct kclient_user *kafka;  /* conf->kafka_props, with where each came from */
+	int nkafka;
 
 	pthread_mutex_t lock;           /* guards the counters below */
 	struct class_counts *classes;   /* conf->nclasses */
@@ -50,6 +52,9 @@ void select_release(struct sampler *s);
 /* The batcher: pending -> items with batch and position, trigger records. */
 struct batcher;
 struct batcher *batcher_new(struct sampler *s, char *errstr, size_t errstr_size);
+/* Refuses a user property (s->kafka) that would change what the state reader
+ * needs: -1 with errstr, else 0. */
+int batcher_check(const struct sampler *s, char *errstr, size_t errstr_size);
 void batcher_destroy(struct batcher *b);
 extern const struct eos_ops batch_ops;
 
