@@ -17,6 +17,7 @@
 #include "alert.h"
 #include "json.h"
 #include "judge.h"
+#include "kclient.h"
 #include "metric.h"
 #include "tstime.h"
 
@@ -77,33 +78,60 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		*(rd_kafka_resp_err_t *)m->_private = m->err;
 }
 
+/* The alert producer's properties (core/kclient.h): the tunables, then the
+ * user's (kafka.* lines of the config file, then -X), then the required. */
+static const struct kclient_prop alert_tune[] = {
+	{ "message.timeout.ms", "10000", NULL },
+	{ "linger.ms", "0", NULL },
+	{ "client.id", "tracesift-evaluator", NULL },
+};
+static const struct kclient_prop alert_must[] = {
+	{ "enable.idempotence", "true", "an alert is sent once: a retried send must not write its record twice" },
+};
+static const struct kclient_tables alert_props = {
+	"the evaluator's alert producer", alert_tune, (int)(sizeof(alert_tune) / sizeof(alert_tune[0])),
+	alert_must, (int)(sizeof(alert_must) / sizeof(alert_must[0]))
+};
+
+/* conf->kafka_props as the user's properties, the first from file, the last
+ * nflags from -X; *n of them.  NULL when out of memory. */
+static struct kclient_user *kafka_users(const struct eval_conf *c, const char *file, int nflags, int *n)
+{
+	*n = c->nkafka_props / 2;
+	struct kclient_user *u = calloc((size_t)*n + 1, sizeof(*u));
+	for (int i = 0; u && i < *n; i++)
+		u[i] = (struct kclient_user){ .name = c->kafka_props[2 * i], .value = c->kafka_props[2 * i + 1],
+		                              .file = i < *n - nflags ? file : NULL };
+	return u;
+}
+
+int evaluator_check_kafka(const struct eval_conf *c, const char *file, int nflags, char *errstr, size_t size)
+{
+	int n, rc;
+	struct kclient_user *u = kafka_users(c, file, nflags, &n);
+	if (!u)
+		return errfmt(errstr, size, "out of memory");
+	rc = kclient_check(&alert_props, u, n, errstr, size);
+	free(u);
+	return rc;
+}
+
 static rd_kafka_t *alert_producer(const struct eval_conf *c, char *errstr, size_t size)
 {
-	char why[512];
-	rd_kafka_conf_t *kc = rd_kafka_conf_new();
-	static const char *const tunables[] = { "message.timeout.ms", "10000", "linger.ms", "0",
-	                                        "client.id", "tracesift-evaluator" };
-	for (size_t i = 0; i < sizeof(tunables) / sizeof(*tunables); i += 2)
-		rd_kafka_conf_set(kc, tunables[i], tunables[i + 1], why, sizeof(why));
-	if (rd_kafka_conf_set(kc, "bootstrap.servers", c->brokers, why, sizeof(why)) != RD_KAFKA_CONF_OK)
-		goto bad;
-	for (int i = 0; i + 1 < c->nkafka_props; i += 2)
-		if (rd_kafka_conf_set(kc, c->kafka_props[i], c->kafka_props[i + 1], why, sizeof(why)) !=
-		    RD_KAFKA_CONF_OK)
-			goto bad;
-	if (rd_kafka_conf_set(kc, "enable.idempotence", "true", why, sizeof(why)) != RD_KAFKA_CONF_OK)
-		goto bad;
-	rd_kafka_conf_set_dr_msg_cb(kc, dr_cb);
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, why, sizeof(why));
-	if (!rk) {
+	char why[512] = "out of memory";
+	int n;
+	struct kclient_user *u = kafka_users(c, NULL, c->nkafka_props / 2, &n);
+	rd_kafka_conf_t *kc = u ? kclient_conf_new(&alert_props, c->brokers, u, n, why, sizeof(why)) : NULL;
+	free(u);
+	if (!kc) {
 		errfmt(errstr, size, "alert producer: %s", why);
 		return NULL;
 	}
+	rd_kafka_conf_set_dr_msg_cb(kc, dr_cb);
+	rd_kafka_t *rk = kclient_new(RD_KAFKA_PRODUCER, kc, why, sizeof(why));
+	if (!rk)
+		errfmt(errstr, size, "alert producer: %s", why);
 	return rk;
-bad:
-	rd_kafka_conf_destroy(kc);
-	errfmt(errstr, size, "alert producer: %s", why);
-	return NULL;
 }
 
 struct evaluator *evaluator_new(struct eval_conf *conf, volatile sig_atomic_t *run, FILE *out,

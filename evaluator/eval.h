@@ -28,6 +28,14 @@ struct evaluator *evaluator_new(struct eval_conf *conf, volatile sig_atomic_t *r
                                 FILE *out, char *errstr, size_t errstr_size);
 void evaluator_destroy(struct evaluator *ev);
 
+/* Checks the user's Kafka properties, conf->kafka_props (the first from the
+ * config file FILE, the last nflags from -X), against what the alert producer
+ * needs (core/kclient.h): one librdkafka does not take, or one that would
+ * change enable.idempotence=true, is refused with -1 and errstr naming it,
+ * the value needed and why.  0 otherwise. */
+int evaluator_check_kafka(const struct eval_conf *conf, const char *file, int nflags,
+                          char *errstr, size_t errstr_size);
+
 struct runs *evaluator_runs(struct evaluator *ev);
 
 struct run_spec {

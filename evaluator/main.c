@@ -61,7 +61,9 @@ static void usage(FILE *out)
 	"                           judge.api.key.file), never from the command line\n"
 	"      --webhook URL        alert webhook (env TRACESIFT_WEBHOOK_URL)\n"
 	"  -s name=value            any setting below\n"
-	"  -X key=value             a librdkafka property for the alert producer (TLS, SASL...)\n"
+	"  -X key=value             a librdkafka property for the alert producer (TLS, SASL...),\n"
+	"                           after kafka.* lines; one that would change\n"
+	"                           enable.idempotence=true is refused (exit 2)\n"
 	"      --dataset D          once/runs: only this dataset\n"
 	"      --batch N            once: evaluate batch N of --dataset\n"
 	"      --from-seq A --to-seq B   once: evaluate items A to B-1 of --dataset\n"
@@ -501,7 +503,7 @@ int main(int argc, char **argv)
 		econf_release(&c);
 		return rc;
 	}
-	if (econf_finish(&c, err, sizeof(err))) {
+	if (econf_finish(&c, err, sizeof(err)) || evaluator_check_kafka(&c, config, nx, err, sizeof(err))) {
 		fprintf(stderr, "%% ERROR: %s\n", err);
 		econf_release(&c);
 		return 2;
