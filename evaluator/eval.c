@@ -280,6 +280,8 @@ struct run_ctx {
 	int unflushed;
 	double synced_ms;          /* when scores.jsonl was last fsynced */
 	int budget_hit;
+	int judge_down;            /* the judge stayed unavailable after its retries: pause the run */
+	char down_why[300];
 	int failed;                /* a write failed: stop */
 	char err[512];
 	int64_t items;
@@ -437,6 +439,13 @@ static void judge_done(void *ctx, const struct judge_answer *a)
 	int64_t tokens = p->tokens + a->prompt_tokens + a->completion_tokens;
 	int attempts = p->attempts + a->attempts;
 
+	if (!a->ok && a->unavailable) {
+		/* not this item's fault: leave it unscored, and the run paused, to try again later */
+		if (!x->judge_down)
+			copy_text(x->down_why, sizeof(x->down_why), a->error);
+		x->judge_down = 1;
+		goto done;
+	}
 	if (!a->ok) {
 		char why[600];
 		if (a->budget) {
@@ -868,7 +877,8 @@ int eval_run(struct evaluator *ev, struct store_reader *r, const struct run_spec
 	size_t len;
 	int n = 0;
 	int window = ev->judge ? c->judge.inflight * 2 : 0;
-	while (*ev->run && !x.failed && (n = store_next(it, &json, &len, errstr, size)) == 1) {
+	while (*ev->run && !x.failed && !x.judge_down &&
+	       (n = store_next(it, &json, &len, errstr, size)) == 1) {
 		int64_t seq = store_item_seq(it);
 		if (spec->to_seq >= 0 && seq >= spec->to_seq)
 			break;
@@ -889,6 +899,14 @@ int eval_run(struct evaluator *ev, struct store_reader *r, const struct run_spec
 	if (!*ev->run) {
 		cJSON_Delete(started);
 		rc = 1;
+		goto out;
+	}
+	if (x.judge_down) {
+		cJSON_Delete(started);
+		ev->stats.paused++;
+		errfmt(errstr, size, "the judge is unavailable (%s): run %s paused, its scores so far kept",
+		       x.down_why, spec->id);
+		rc = 2;
 		goto out;
 	}
 

@@ -53,11 +53,13 @@ void run_spec_range(struct run_spec *s, const char *dataset, int64_t from, int64
 int run_spec_parse(struct run_spec *s, const char *id);
 
 /* Evaluates (or resumes, or finishes) the run.  Returns 0 when it is done,
- * 1 when run_flag stopped it (resumable), -1 on error with errstr. */
+ * 1 when run_flag stopped it (resumable), 2 when the judge stayed
+ * unavailable (errstr says so; the run is paused, resumable, and nothing
+ * was recorded for the requests that failed so), -1 on error with errstr. */
 int eval_run(struct evaluator *ev, struct store_reader *r, const struct run_spec *spec,
              char *errstr, size_t errstr_size);
 
-/* Resumes every run that has a folder and no summary.  0 or -1/1 as eval_run. */
+/* Resumes every run that has a folder and no summary.  As eval_run. */
 int eval_resume(struct evaluator *ev, char *errstr, size_t errstr_size);
 
 /* Evaluates every complete batch not yet evaluated in the configured
@@ -68,7 +70,7 @@ int eval_pending_batches(struct evaluator *ev, int *done, char *errstr, size_t e
 int eval_schedule(struct evaluator *ev, int *done, char *errstr, size_t errstr_size);
 
 struct eval_stats {
-	int64_t runs, items, scores, errors, alerts, alert_failures;
+	int64_t runs, items, scores, errors, alerts, alert_failures, paused;
 };
 void evaluator_stats(const struct evaluator *ev, struct eval_stats *s);
 

@@ -798,6 +798,7 @@ static void on_finished(struct judge *j, struct slot *s, CURLcode rc, judge_done
 		j->st.retries++;
 		return;
 	}
+	a.unavailable = retry;
 	if (http && r->attempts > 1)
 		textf(a.error, sizeof(a.error), "%s after %d attempts%s%s", head, r->attempts,
 		         detail[0] ? ": " : "", detail);

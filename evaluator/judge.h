@@ -53,6 +53,9 @@ struct judge_answer {
 	double latency_ms;          /* from the first attempt to the answer, retries included */
 	int attempts;
 	int budget;                 /* 1: failed because the run's budget is spent */
+	int unavailable;            /* 1: failed on what retries were for (429, 5xx, timeouts,
+	                               connection errors) after every retry: the judge is down
+	                               or overloaded, not this request wrong */
 	char error[256];            /* when !ok, one of (N attempts when more than one):
 	                             *   "HTTP 401: <the server's error message or body, at most ~200 bytes>"
 	                             *   "HTTP 500 after N attempts: <the same>"

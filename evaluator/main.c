@@ -16,6 +16,8 @@
 #include "store.h"
 
 static volatile sig_atomic_t run = 1;
+/* How long a run stays paused when the judge is unavailable before it is tried again. */
+#define JUDGE_PAUSE_MS 30000
 static struct eval_conf conf;   /* file scope, so that every way out can release it */
 
 static void on_signal(int sig)
@@ -238,8 +240,9 @@ static void print_stats(struct evaluator *ev)
 	struct eval_stats s;
 	evaluator_stats(ev, &s);
 	fprintf(stderr, "%% evaluator: %" PRId64 " runs, %" PRId64 " items, %" PRId64 " scores, %" PRId64
-	        " errors, %" PRId64 " alerts fired (%" PRId64 " not delivered)\n", s.runs, s.items,
-	        s.scores, s.errors, s.alerts, s.alert_failures);
+	        " errors, %" PRId64 " alerts fired (%" PRId64 " not delivered), %" PRId64 " runs paused "
+	        "(judge unavailable)\n", s.runs, s.items, s.scores, s.errors, s.alerts, s.alert_failures,
+	        s.paused);
 }
 
 static int cmd_eval(struct eval_conf *c, int once, const char *dataset, int64_t batch,
@@ -265,8 +268,13 @@ static int cmd_eval(struct eval_conf *c, int once, const char *dataset, int64_t 
 	fprintf(stderr, "%% evaluator: store '%s', %d metrics (%s), %d alert rules\n", c->store,
 	        c->nmetrics, econf_has_judge(c) ? "LLM judge and heuristics" :
 	        "heuristic metrics only: no judge configured", c->nalerts);
-	if (eval_resume(ev, err, sizeof(err)) < 0)
+	rc = eval_resume(ev, err, sizeof(err));
+	if (rc < 0 || (rc == 2 && once))
 		goto bad;
+	int paused = rc == 2;
+	double retry_at = paused ? mono_ms() + JUDGE_PAUSE_MS : 0;
+	if (paused)
+		fprintf(stderr, "%% WARNING: %s; trying again in %d s\n", err, JUDGE_PAUSE_MS / 1000);
 	if (once && dataset && (batch >= 0 || from >= 0 || all)) {
 		struct store_reader *r = store_reader_open(c->store, err, sizeof(err));
 		struct run_spec s;
@@ -313,18 +321,29 @@ static int cmd_eval(struct eval_conf *c, int once, const char *dataset, int64_t 
 		}
 		rc = eval_run(ev, r, &s, err, sizeof(err));
 		store_reader_close(r);
-		if (rc < 0)
+		if (rc < 0 || rc == 2)
 			goto bad;
 		goto out;
 	}
 	double next_schedule = mono_ms() + (double)c->schedule_ms;
 	while (run) {
-		if (eval_pending_batches(ev, &done, err, sizeof(err)) < 0)
-			goto bad;
-		if (c->schedule_ms > 0 && (once || mono_ms() >= next_schedule)) {
-			if (eval_schedule(ev, &done, err, sizeof(err)) < 0)
+		if (mono_ms() >= retry_at) {
+			/* after a pause, the paused run first; then new batches; then the schedule */
+			rc = paused ? eval_resume(ev, err, sizeof(err)) : 0;
+			if (rc == 0)
+				rc = eval_pending_batches(ev, &done, err, sizeof(err));
+			if (rc == 0 && c->schedule_ms > 0 && (once || mono_ms() >= next_schedule)) {
+				rc = eval_schedule(ev, &done, err, sizeof(err));
+				if (rc == 0)
+					next_schedule = mono_ms() + (double)c->schedule_ms;
+			}
+			if (rc < 0 || (rc == 2 && once))
 				goto bad;
-			next_schedule = mono_ms() + (double)c->schedule_ms;
+			paused = rc == 2;
+			if (paused) {
+				fprintf(stderr, "%% WARNING: %s; trying again in %d s\n", err, JUDGE_PAUSE_MS / 1000);
+				retry_at = mono_ms() + JUDGE_PAUSE_MS;
+			}
 		}
 		if (once)
 			break;

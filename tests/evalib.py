@@ -59,8 +59,8 @@ def add_to_store(store, recs, topic_name, dataset="monitoring", batch_size=50, f
 class Judge:
     """The fake OpenAI-compatible server, on a free port."""
 
-    def __init__(self, rules=(), delay_ms=0, key_env=None, require_key=False, default=None, env=None):
-        args = [sys.executable, os.path.join(TOP, "tests", "fakes", "openai_server.py"), "--port", "0",
+    def __init__(self, rules=(), delay_ms=0, key_env=None, require_key=False, default=None, env=None, port=0):
+        args = [sys.executable, os.path.join(TOP, "tests", "fakes", "openai_server.py"), "--port", str(port),
                 "--quiet", "--delay-ms", str(delay_ms)]
         if key_env:
             args += ["--key-env", key_env]

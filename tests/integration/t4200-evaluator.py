@@ -131,6 +131,35 @@ def judge_budget():
         judge.close()
 
 
+def judge_unavailable_pauses_the_run():
+    """A judge that is down is not the items' fault: the run pauses with nothing recorded for the
+    judge, and finishes once the judge is back; no batch is marked evaluated before."""
+    store = workfile("u-store")
+    evalib.fill_store(store, rag_records(50, seed=14))
+    judge = Judge(default='{"score": 0.4, "reason": "ok"}')
+    port = judge.port
+    judge.close()                                   # down, on a port we know
+    conf = ("[evaluator]\nbrokers = \"\"\n[judge]\nurl = http://127.0.0.1:%d/v1\nmodel = m\nretries = 1\n"
+            "backoff.ms = 20\nconnect.timeout.ms = 500\n[metric hallucination]\njudge = hallucination\n"
+            "[metric latency]\nkind = latency\n" % port)
+    ev = Evaluator(store, conf=conf)
+    p = ev.cmd("once", check=False)
+    assert p.returncode == 1 and "the judge is unavailable" in p.stderr and "paused" in p.stderr, p.stderr
+    assert runs(store) == {"monitoring@b000001": None}, runs(store)
+    assert evaluated(store) == []
+    assert all(l["metric"] == "latency" for l in scores(store, "monitoring@b000001"))
+    judge = Judge(default='{"score": 0.4, "reason": "ok"}', port=port)
+    try:
+        ev.cmd("once")
+        s = runs(store)["monitoring@b000001"]
+        assert s and s["items"] == 50 and s["errors"] == 0, s
+        lines = scores(store, "monitoring@b000001")
+        assert sorted(l["metric"] for l in lines) == ["hallucination"] * 50 + ["latency"] * 50
+        assert evaluated(store) == [1]
+    finally:
+        judge.close()
+
+
 def every_50_across_kill9():
     """1,000 items in batches of 50 → exactly 20 runs of 50, none twice, across kill -9 mid-run."""
     store = workfile("k-store")
@@ -233,6 +262,7 @@ def subprocess_run(args):
 
 
 for case in [globals()[a] for a in sys.argv[1:]] or (heuristic_runs_once, judge_scores_and_errors, judge_budget,
+                                                   judge_unavailable_pauses_the_run,
                                                    every_50_across_kill9, schedule_runs_what_arrived,
                                                    config_errors):
     evalib.run(case)
