@@ -99,7 +99,7 @@ def api_key_never_shows():
     key = "sk-test-VERY-SECRET-93f1c2"
     store = workfile("s-store")
     evalib.fill_store(store, rag_records(50, seed=11))
-    judge = Judge([{"match": "question number 3 ", "in": "any", "status": 500, "echo_auth": True},
+    judge = Judge([{"match": "question number 3 ", "in": "any", "status": 400, "echo_auth": True},
                    {"match": "question number 4 ", "in": "any", "status": 401},
                    {"match": "", "content": '{"score": 0.2, "reason": "fine"}'}], key_env="TS_KEY",
                   env={"TS_KEY": key})
