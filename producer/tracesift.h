@@ -7,9 +7,10 @@
  * with enqueue.timeout.ms > 0, the call waits at most that long for room).
  *
  * Threads: a ts_client_t is shared by any number of threads.  A trace and its
- * spans may also be touched from several threads (each trace has its own lock),
- * but a span must not be used after it ended, nor a trace after ts_trace_end()
- * or ts_trace_abandon().
+ * spans may also be touched from several threads (each trace has its own lock).
+ * A span belongs to its trace until the trace ends: after ts_span_end() it may
+ * still be named as a parent and have fields set (they are in the record).
+ * Nothing may be used after its trace's ts_trace_end() or ts_trace_abandon().
  *
  * Errors: functions that can fail return 0 on success and a negative ts_err
  * value on failure; ts_err_str() names it.  Functions that take an errstr fill
@@ -186,6 +187,70 @@ TS_API int ts_span_set_error(ts_span_t *span, const char *type, const char *mess
  * span began; the other sets it in milliseconds. */
 TS_API int ts_span_mark_first_token(ts_span_t *span);
 TS_API int ts_span_set_ttft_ms(ts_span_t *span, double ms);
+
+/* ---- a span in one call ------------------------------------------------- */
+
+/* Bindings that pay for every call into the library (Python's ctypes) can
+ * build a trace with one or two calls a span: each function below does what
+ * the calls it names do, under the trace's lock once, and the record is the
+ * same.  They copy and check every argument before changing anything: when
+ * one is refused, nothing was begun, set or ended.
+ *
+ * start_us is when the span (or trace) began, in microseconds of the
+ * library's clock, ts_now_us() (CLOCK_MONOTONIC): a binding may read that
+ * clock itself and call the library only when the span ends.  0, or a time
+ * later than now, means now.  *_json arguments are JSON text as for
+ * ts_span_set_input_json(), NULL for a field left unset; error_type NULL:
+ * no error (error_message NULL with a type: ""). */
+
+/* The library's clock, microseconds; only differences mean anything. */
+TS_API int64_t ts_now_us(void);
+
+/* ts_trace_begin() at start_us, with input_json as the root's input.
+ * Returns TS_OK and sets *trace; or TS_ERR_INVALID_ARG (a NULL client,
+ * name or trace), TS_ERR_INVALID (input_json is not valid JSON) or
+ * TS_ERR_NOMEM, and *trace is left as it was. */
+TS_API int ts_trace_begin_json(ts_client_t *client, const char *name, int64_t start_us,
+                               const char *input_json, ts_trace_t **trace);
+
+/* Sets the root's output and error, then ts_trace_end().  When an argument
+ * is refused (TS_ERR_INVALID: output_json is not valid JSON; TS_ERR_NOMEM
+ * copying it) the trace is left untouched and still open: end it again or
+ * abandon it.  Otherwise returns what ts_trace_end() returns, and the trace
+ * is freed whatever the outcome. */
+TS_API int ts_trace_end_json(ts_trace_t *trace, const char *output_json,
+                             const char *error_type, const char *error_message);
+
+/* A trace of its root alone: ts_trace_begin_json() at start_us, then
+ * ts_trace_end_json() now.  Returns TS_ERR_INVALID_ARG, TS_ERR_INVALID or
+ * TS_ERR_NOMEM when an argument is refused (nothing built, nothing counted),
+ * else what ts_trace_end() returns. */
+TS_API int ts_trace_record(ts_client_t *client, const char *name, int64_t start_us,
+                           const char *input_json, const char *output_json,
+                           const char *error_type, const char *error_message);
+
+/* ts_span_begin() at start_us, with input_json as the span's input.
+ * Returns TS_OK and sets *span (owned by the trace); or TS_ERR_INVALID_ARG
+ * (a NULL trace, name or span, or a parent of another trace),
+ * TS_ERR_INVALID or TS_ERR_NOMEM, and begins nothing. */
+TS_API int ts_span_begin_json(ts_trace_t *trace, ts_span_t *parent, const char *name,
+                              ts_span_type_t type, int64_t start_us, const char *input_json,
+                              ts_span_t **span);
+
+/* Sets the span's output and error, then ts_span_end().  Returns TS_OK; or
+ * TS_ERR_INVALID_ARG, TS_ERR_INVALID or TS_ERR_NOMEM, and the span is left
+ * as it was (still open). */
+TS_API int ts_span_end_json(ts_span_t *span, const char *output_json,
+                            const char *error_type, const char *error_message);
+
+/* A finished span: ts_span_begin_json() at start_us, then
+ * ts_span_end_json() now.  Returns TS_OK and, when span is not NULL, sets
+ * *span (owned by the trace: a parent for later spans); or
+ * TS_ERR_INVALID_ARG, TS_ERR_INVALID or TS_ERR_NOMEM, and adds nothing. */
+TS_API int ts_span_record(ts_trace_t *trace, ts_span_t *parent, const char *name,
+                          ts_span_type_t type, int64_t start_us, const char *input_json,
+                          const char *output_json, const char *error_type,
+                          const char *error_message, ts_span_t **span);
 
 #ifdef __cplusplus
 }

@@ -155,6 +155,175 @@ static void bad_input_is_refused_or_cleaned(void)
 	ts_client_destroy(c, NULL);
 }
 
+/* ---- the one-call functions build the record the separate calls build ---- */
+
+/* j with what differs between two builds of the same trace taken out: span
+ * ids become their index ("s0", "s1", ...; parents likewise), times and total
+ * latencies are removed.  Returns its text (malloc'd). */
+static char *normalized(cJSON *j)
+{
+	cJSON *spans = cJSON_GetObjectItem(j, "spans"), *s;
+	int n = cJSON_GetArraySize(spans), i = 0;
+	char (*ids)[REC_SPAN_ID_LEN + 1] = calloc((size_t)n + 1, sizeof(*ids));
+	cJSON_ArrayForEach(s, spans)
+		snprintf(ids[i++], sizeof(*ids), "%s", str_at(s, "span_id") ? str_at(s, "span_id") : "");
+	cJSON *objs[2] = { j, NULL };
+	for (i = -1; i < n; i++) {
+		cJSON *o = i < 0 ? objs[0] : cJSON_GetArrayItem(spans, i);
+		char label[16];
+		cJSON_DeleteItemFromObjectCaseSensitive(o, "start_time");
+		cJSON_DeleteItemFromObjectCaseSensitive(o, "end_time");
+		cJSON_DeleteItemFromObjectCaseSensitive(cJSON_GetObjectItem(o, "latency_ms"), "total");
+		if (i < 0)
+			continue;
+		snprintf(label, sizeof(label), "s%d", i);
+		cJSON_ReplaceItemInObjectCaseSensitive(o, "span_id", cJSON_CreateString(label));
+		const char *parent = str_at(o, "parent_span_id");
+		if (parent) {
+			int k;
+			for (k = 0; k < n && strcmp(ids[k], parent); k++)
+				;
+			snprintf(label, sizeof(label), k < n ? "s%d" : "unknown", k);
+			cJSON_ReplaceItemInObjectCaseSensitive(o, "parent_span_id", cJSON_CreateString(label));
+		}
+	}
+	free(ids);
+	return cJSON_PrintUnformatted(j);
+}
+
+static const char *IN_ROOT = "{\"question\":\"what is \\\"kafka\\\"? \\u00e9\"}";
+static const char *IN_STEP = "{\"queries\":[\"a\",\"b\"],\"k\":5}";
+static const char *OUT_STEP = "{\"documents\":[{\"id\":\"d1\",\"text\":\"x\",\"score\":0.5}]}";
+static const char *OUT_ROOT = "{\"answer\":\"a\",\"context\":[\"x\"]}";
+
+static void one_call_functions_build_the_same_record(void)
+{
+	ts_client_t *c = offline_client();
+	REQUIRE(c, "no client");
+	const char *id = "0af7651916cd43dd8448eb211c80319c";
+
+	/* A: the separate calls */
+	ts_trace_t *a = ts_trace_begin(c, "request");
+	REQUIRE(a, "no trace");
+	ts_trace_set_id(a, id);
+	ts_span_t *root = ts_trace_root(a);
+	ts_span_set_input_json(root, IN_ROOT);
+	ts_span_t *s = ts_span_begin(a, NULL, "expand", TS_SPAN_TOOL);
+	ts_span_set_input_json(s, IN_STEP);
+	ts_span_set_output_json(s, "[\"a\",\"b\"]");
+	ts_span_end(s);
+	ts_span_t *ret = ts_span_begin(a, root, "retrieve", TS_SPAN_RETRIEVAL);
+	ts_span_set_input_json(ret, IN_STEP);
+	s = ts_span_begin(a, ret, "rerank", TS_SPAN_TOOL);
+	ts_span_set_input_json(s, "null");
+	ts_span_set_error(s, "KeyError", "'a' \xff");
+	ts_span_end(s);
+	ts_span_set_output_json(ret, OUT_STEP);
+	ts_span_end(ret);
+	s = ts_span_begin(a, ret, "late", TS_SPAN_GENERAL); /* under a span that ended */
+	ts_span_set_output_json(s, "1");
+	ts_span_end(s);
+	s = ts_span_begin(a, NULL, "llm", TS_SPAN_LLM); /* left open: ends with the trace */
+	ts_span_set_input_json(s, "\"prompt\"");
+	ts_span_set_usage(s, 10, 2);
+	ts_span_set_output_json(root, OUT_ROOT);
+	ts_span_set_error(root, "Refused", NULL);
+
+	/* B: the same, one call a span (the root's end too, but without sending) */
+	int64_t t0 = ts_now_us();
+	ts_trace_t *b = NULL;
+	int rc = ts_trace_begin_json(c, "request", t0 - 50000, IN_ROOT, &b); /* REQUIRE evaluates twice */
+	REQUIRE(rc == TS_OK && b, "begin_json: %d", rc);
+	ts_trace_set_id(b, id);
+	ts_span_t *bret = NULL, *bs = NULL;
+	CHECK(ts_span_record(b, NULL, "expand", TS_SPAN_TOOL, t0 - 40000, IN_STEP, "[\"a\",\"b\"]",
+	                     NULL, NULL, NULL) == TS_OK, "record expand");
+	CHECK(ts_span_begin_json(b, ts_trace_root(b), "retrieve", TS_SPAN_RETRIEVAL, t0 - 30000, IN_STEP,
+	                         &bret) == TS_OK && bret, "begin_json retrieve");
+	CHECK(ts_span_record(b, bret, "rerank", TS_SPAN_TOOL, 0, "null", NULL, "KeyError", "'a' \xff",
+	                     &bs) == TS_OK && bs, "record rerank");
+	CHECK(ts_span_end_json(bret, OUT_STEP, NULL, NULL) == TS_OK, "end_json retrieve");
+	CHECK(ts_span_record(b, bret, "late", TS_SPAN_GENERAL, 0, NULL, "1", NULL, NULL, NULL) == TS_OK,
+	      "record under an ended span");
+	CHECK(ts_span_begin_json(b, NULL, "llm", TS_SPAN_LLM, t0 + 10000000, "\"prompt\"", &bs) == TS_OK,
+	      "begin_json llm (a start in the future is now)");
+	ts_span_set_usage(bs, 10, 2);
+	CHECK(ts_span_end_json(ts_trace_root(b), OUT_ROOT, "Refused", NULL) == TS_OK, "end_json root");
+
+	cJSON *ja = render_parse(a, NULL), *jb = render_parse(b, NULL);
+	REQUIRE(ja && jb, "records do not parse");
+	/* B's times are those given: the root began 50 ms ago, expand 40 ms ago */
+	CHECK(num_at(cJSON_GetObjectItem(jb, "latency_ms"), "total") >= 50.0, "root began at start_us");
+	cJSON *bspans = cJSON_GetObjectItem(jb, "spans");
+	double expand_ms = num_at(cJSON_GetObjectItem(cJSON_GetArrayItem(bspans, 0), "latency_ms"), "total");
+	CHECK(expand_ms >= 40.0 && expand_ms < 40.0 + 10000, "expand began at start_us: %.3f ms", expand_ms);
+	double llm_ms = num_at(cJSON_GetObjectItem(cJSON_GetArrayItem(bspans, 4), "latency_ms"), "total");
+	CHECK(llm_ms >= 0 && llm_ms < 10000, "a future start is now: %.3f ms", llm_ms);
+	CHECK(strcmp(str_at(jb, "start_time"), str_at(cJSON_GetArrayItem(bspans, 0), "start_time")) < 0,
+	      "the trace began before its first span");
+	char *na = normalized(ja), *nb = normalized(jb);
+	CHECK(na && nb && !strcmp(na, nb), "records differ:\n# separate calls: %s\n# one call:       %s", na, nb);
+	CHECK(strstr(na, "\"parent_span_id\":\"s1\"") != NULL, "the comparison sees parents: %s", na);
+	free(na);
+	free(nb);
+	cJSON_Delete(ja);
+	cJSON_Delete(jb);
+	ts_trace_abandon(a);
+	ts_trace_abandon(b);
+	CHECK(ts_client_destroy(c, NULL) == 0, "nothing enqueued");
+}
+
+/* What ts_trace_record builds equals ts_trace_begin_json .. ts_trace_end_json
+ * and the separate calls: the three are sent and counted; refused arguments
+ * change nothing and count nothing. */
+static void one_call_refusals_and_counts(void)
+{
+	ts_client_t *c = offline_client();
+	REQUIRE(c, "no client");
+	ts_trace_t *t = NULL;
+	ts_span_t *s = NULL, *root;
+	CHECK(ts_trace_begin_json(c, "x", 0, "{nope", &t) == TS_ERR_INVALID && !t, "bad input: no trace");
+	CHECK(ts_trace_begin_json(NULL, "x", 0, NULL, &t) == TS_ERR_INVALID_ARG, "NULL client");
+	CHECK(ts_trace_begin_json(c, "x", 0, NULL, NULL) == TS_ERR_INVALID_ARG, "NULL out");
+	CHECK(ts_trace_record(c, "x", 0, NULL, "[1,", NULL, NULL) == TS_ERR_INVALID, "bad output: not sent");
+	CHECK(ts_trace_record(c, NULL, 0, NULL, NULL, NULL, NULL) == TS_ERR_INVALID_ARG, "NULL name");
+
+	int rc = ts_trace_begin_json(c, "x", 0, NULL, &t);
+	REQUIRE(rc == TS_OK && t, "begin without input: %d", rc);
+	root = ts_trace_root(t);
+	CHECK(ts_span_begin_json(t, NULL, "s", TS_SPAN_TOOL, 0, "\"\xc3\x28\"", &s) == TS_ERR_INVALID && !s,
+	      "bad utf-8: no span");
+	CHECK(ts_span_record(t, NULL, "s", TS_SPAN_TOOL, 0, "1", "{", NULL, NULL, &s) == TS_ERR_INVALID && !s,
+	      "bad output: no span");
+	ts_trace_t *other = ts_trace_begin(c, "other");
+	CHECK(ts_span_record(t, ts_trace_root(other), "s", TS_SPAN_TOOL, 0, NULL, NULL, NULL, NULL, NULL) ==
+	      TS_ERR_INVALID_ARG, "a parent of another trace");
+	ts_trace_abandon(other);
+	CHECK(ts_span_begin_json(t, NULL, "open", TS_SPAN_TOOL, 0, "{\"a\":1}", &s) == TS_OK && s, "begin");
+	CHECK(ts_span_end_json(s, "nope", "E", "m") == TS_ERR_INVALID, "bad output refused");
+	CHECK(ts_span_end_json(ts_trace_root(t), "{\"ok\":true}", NULL, NULL) == TS_OK, "root output");
+	CHECK(ts_trace_end_json(t, "{\"a\":", "E", NULL) == TS_ERR_INVALID, "refused: the trace stays open");
+	cJSON *j = render_parse(t, NULL); /* still usable */
+	REQUIRE(j, "record does not parse");
+	cJSON *sp = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "spans"), 0);
+	CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "spans")) == 1, "only the span begun");
+	CHECK(cJSON_IsNull(cJSON_GetObjectItem(sp, "error")) && !cJSON_GetObjectItem(sp, "output"),
+	      "the refused end set nothing");
+	CHECK(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "output"), "ok")) &&
+	      cJSON_IsNull(cJSON_GetObjectItem(j, "error")), "the refused trace end set nothing");
+	cJSON_Delete(j);
+	(void)root;
+
+	ts_stats_t st;
+	ts_client_stats(c, &st);
+	CHECK(st.enqueued + st.rejected + st.dropped == 0, "nothing counted yet");
+	CHECK(ts_trace_end_json(t, NULL, "Timeout", "slow") == TS_OK, "end_json sends");
+	CHECK(ts_trace_record(c, "one", ts_now_us() - 1000, "1", "2", NULL, NULL) == TS_OK, "record sends");
+	ts_client_stats(c, &st);
+	CHECK(st.enqueued == 2 && st.rejected == 0, "two enqueued: %llu", (unsigned long long)st.enqueued);
+	ts_client_destroy(c, NULL);
+}
+
 struct span_job {
 	ts_trace_t *t;
 	int n;
@@ -235,6 +404,8 @@ int main(void)
 {
 	RUN(full_rag_trace);
 	RUN(bad_input_is_refused_or_cleaned);
+	RUN(one_call_functions_build_the_same_record);
+	RUN(one_call_refusals_and_counts);
 	RUN(spans_from_many_threads);
 	RUN(conf_errors);
 	RUN(publish_rejects);
