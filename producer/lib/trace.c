@@ -5,6 +5,7 @@
 
 #include "internal.h"
 #include "json.h"
+#include "pymarshal.h"
 #include "record.h"
 #include "sbuf.h"
 #include "tracesift.h"
@@ -596,7 +597,7 @@ static int64_t start_time(int64_t start_us, int64_t now)
 	return start_us > 0 && start_us < now ? start_us : now;
 }
 
-/* What the one-call functions set on a span, copied and checked before the
+/* What the one-call functions set on a span, made and checked before the
  * span is touched, so that a refused argument leaves everything as it was. */
 struct span_fields {
 	struct jtext input, output;
@@ -611,16 +612,49 @@ static void fields_release(struct span_fields *f)
 	free(f->err_msg);
 }
 
-/* Fills f from the arguments (each NULL: not set); on failure frees what it
- * made and returns the error. */
-static int fields_init(struct span_fields *f, const char *input_json, const char *output_json,
+/* A field's JSON from data[0..len) (NULL: not set, out left empty): JSON
+ * text, checked, or Python marshal data, written as JSON here; either at
+ * most limit bytes of JSON. */
+static int value_init(struct jtext *out, const void *data, size_t len, int marshal, size_t limit)
+{
+	if (!data)
+		return TS_OK;
+	if (!marshal) {
+		if (len > limit)
+			return TS_ERR_TOO_LARGE;
+		if (json_check(data, len, FIELD_MAX_DEPTH, NULL, 0) != 0)
+			return TS_ERR_INVALID;
+		if (!(out->json = malloc(len + 1)))
+			return TS_ERR_NOMEM;
+		memcpy(out->json, data, len);
+		out->json[len] = '\0';
+		out->len = len;
+		return TS_OK;
+	}
+	struct sbuf fallback, *b = scratch_get(&fallback);
+	int rc = pymarshal_to_json(data, len, FIELD_MAX_DEPTH, limit, b);
+	if (rc == PYM_OK)
+		out->json = sbuf_copy(b, &out->len);
+	int oom = b->oom;
+	scratch_put(b, &fallback);
+	if (rc == PYM_TOO_LARGE)
+		return TS_ERR_TOO_LARGE;
+	if (oom || (rc == PYM_OK && !out->json))
+		return TS_ERR_NOMEM;
+	return rc == PYM_OK ? TS_OK : TS_ERR_INVALID;
+}
+
+/* Fills f from the arguments; on failure frees what it made and returns
+ * the error. */
+static int fields_init(struct span_fields *f, const ts_client_t *c, int flags,
+                       const void *input, size_t input_len, const void *output, size_t output_len,
                        const char *error_type, const char *error_message)
 {
-	int rc = TS_OK;
+	size_t limit = client_max_field_bytes(c);
+	int rc;
 	memset(f, 0, sizeof(*f));
-	if (input_json && (rc = dup_json(input_json, &f->input)) != TS_OK)
-		return rc;
-	if (output_json && (rc = dup_json(output_json, &f->output)) != TS_OK)
+	if ((rc = value_init(&f->input, input, input_len, flags & TS_INPUT_MARSHAL, limit)) != TS_OK ||
+	    (rc = value_init(&f->output, output, output_len, flags & TS_OUTPUT_MARSHAL, limit)) != TS_OK)
 		goto fail;
 	if (error_type) {
 		f->err_type = dup_clean(error_type);
@@ -650,14 +684,14 @@ static void fields_apply(ts_span_t *s, struct span_fields *f)
 	}
 }
 
-int ts_trace_begin_json(ts_client_t *client, const char *name, int64_t start_us,
-                        const char *input_json, ts_trace_t **trace)
+int ts_trace_begin_with(ts_client_t *client, const char *name, int64_t start_us, int flags,
+                        const void *input, size_t input_len, ts_trace_t **trace)
 {
 	struct span_fields f;
 	int rc;
 	if (!client || !name || !trace)
 		return TS_ERR_INVALID_ARG;
-	if ((rc = fields_init(&f, input_json, NULL, NULL, NULL)) != TS_OK)
+	if ((rc = fields_init(&f, client, flags, input, input_len, NULL, 0, NULL, NULL)) != TS_OK)
 		return rc;
 	int64_t now = tstime_mono_us();
 	ts_trace_t *t = trace_new(client, name, start_time(start_us, now), now);
@@ -670,14 +704,15 @@ int ts_trace_begin_json(ts_client_t *client, const char *name, int64_t start_us,
 	return TS_OK;
 }
 
-int ts_trace_end_json(ts_trace_t *t, const char *output_json, const char *error_type,
-                      const char *error_message)
+int ts_trace_end_with(ts_trace_t *t, int flags, const void *output, size_t output_len,
+                      const char *error_type, const char *error_message)
 {
 	struct span_fields f;
 	int rc;
 	if (!t)
 		return TS_ERR_INVALID_ARG;
-	if ((rc = fields_init(&f, NULL, output_json, error_type, error_message)) != TS_OK)
+	if ((rc = fields_init(&f, t->client, flags, NULL, 0, output, output_len, error_type,
+	                      error_message)) != TS_OK)
 		return rc;
 	pthread_mutex_lock(&t->lock);
 	fields_apply(t->spans[0], &f);
@@ -685,15 +720,16 @@ int ts_trace_end_json(ts_trace_t *t, const char *output_json, const char *error_
 	return ts_trace_end(t);
 }
 
-int ts_trace_record(ts_client_t *client, const char *name, int64_t start_us,
-                    const char *input_json, const char *output_json,
+int ts_trace_record(ts_client_t *client, const char *name, int64_t start_us, int flags,
+                    const void *input, size_t input_len, const void *output, size_t output_len,
                     const char *error_type, const char *error_message)
 {
 	struct span_fields f;
 	int rc;
 	if (!client || !name)
 		return TS_ERR_INVALID_ARG;
-	if ((rc = fields_init(&f, input_json, output_json, error_type, error_message)) != TS_OK)
+	if ((rc = fields_init(&f, client, flags, input, input_len, output, output_len, error_type,
+	                      error_message)) != TS_OK)
 		return rc;
 	int64_t now = tstime_mono_us();
 	ts_trace_t *t = trace_new(client, name, start_time(start_us, now), now);
@@ -729,26 +765,28 @@ static int span_add_fields(ts_trace_t *t, ts_span_t *parent, const char *name, t
 	return TS_OK;
 }
 
-int ts_span_begin_json(ts_trace_t *t, ts_span_t *parent, const char *name, ts_span_type_t type,
-                       int64_t start_us, const char *input_json, ts_span_t **span)
+int ts_span_begin_with(ts_trace_t *t, ts_span_t *parent, const char *name, ts_span_type_t type,
+                       int64_t start_us, int flags, const void *input, size_t input_len,
+                       ts_span_t **span)
 {
 	struct span_fields f;
 	int rc;
 	if (!t || !name || !span || (parent && parent->trace != t))
 		return TS_ERR_INVALID_ARG;
-	if ((rc = fields_init(&f, input_json, NULL, NULL, NULL)) != TS_OK)
+	if ((rc = fields_init(&f, t->client, flags, input, input_len, NULL, 0, NULL, NULL)) != TS_OK)
 		return rc;
 	return span_add_fields(t, parent, name, type, start_us, 0, &f, span);
 }
 
-int ts_span_end_json(ts_span_t *s, const char *output_json, const char *error_type,
-                     const char *error_message)
+int ts_span_end_with(ts_span_t *s, int flags, const void *output, size_t output_len,
+                     const char *error_type, const char *error_message)
 {
 	struct span_fields f;
 	int rc;
 	if (!s)
 		return TS_ERR_INVALID_ARG;
-	if ((rc = fields_init(&f, NULL, output_json, error_type, error_message)) != TS_OK)
+	if ((rc = fields_init(&f, s->trace->client, flags, NULL, 0, output, output_len, error_type,
+	                      error_message)) != TS_OK)
 		return rc;
 	pthread_mutex_lock(&s->trace->lock);
 	fields_apply(s, &f);
@@ -759,14 +797,16 @@ int ts_span_end_json(ts_span_t *s, const char *output_json, const char *error_ty
 }
 
 int ts_span_record(ts_trace_t *t, ts_span_t *parent, const char *name, ts_span_type_t type,
-                   int64_t start_us, const char *input_json, const char *output_json,
-                   const char *error_type, const char *error_message, ts_span_t **span)
+                   int64_t start_us, int flags, const void *input, size_t input_len,
+                   const void *output, size_t output_len, const char *error_type,
+                   const char *error_message, ts_span_t **span)
 {
 	struct span_fields f;
 	int rc;
 	if (!t || !name || (parent && parent->trace != t))
 		return TS_ERR_INVALID_ARG;
-	if ((rc = fields_init(&f, input_json, output_json, error_type, error_message)) != TS_OK)
+	if ((rc = fields_init(&f, t->client, flags, input, input_len, output, output_len, error_type,
+	                      error_message)) != TS_OK)
 		return rc;
 	return span_add_fields(t, parent, name, type, start_us, 1, &f, span);
 }

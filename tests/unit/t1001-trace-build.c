@@ -195,6 +195,13 @@ static const char *IN_ROOT = "{\"question\":\"what is \\\"kafka\\\"? \\u00e9\"}"
 static const char *IN_STEP = "{\"queries\":[\"a\",\"b\"],\"k\":5}";
 static const char *OUT_STEP = "{\"documents\":[{\"id\":\"d1\",\"text\":\"x\",\"score\":0.5}]}";
 static const char *OUT_ROOT = "{\"answer\":\"a\",\"context\":[\"x\"]}";
+/* IN_STEP and OUT_STEP as Python's marshal.dumps(value, 4) writes them */
+static const char M_IN_STEP[] = "\xfb\xda\x07queries[\x02\x00\x00\x00\xda\x01" "a\xda\x01" "b\xda\x01k"
+                                "\xe9\x05\x00\x00\x00" "0";
+static const char M_OUT_STEP[] = "\xfb\xda\x09" "documents[\x01\x00\x00\x00{\xda\x02id\xda\x02" "d1\xda\x04text"
+                                 "\xda\x01x\xda\x05score\xe7\x00\x00\x00\x00\x00\x00\xe0?00";
+#define J(text) (text), strlen(text)        /* a JSON argument */
+#define M(data) (data), sizeof(data) - 1    /* a marshal argument */
 
 static void one_call_functions_build_the_same_record(void)
 {
@@ -229,26 +236,27 @@ static void one_call_functions_build_the_same_record(void)
 	ts_span_set_output_json(root, OUT_ROOT);
 	ts_span_set_error(root, "Refused", NULL);
 
-	/* B: the same, one call a span (the root's end too, but without sending) */
+	/* B: the same, one call a span, values as JSON or as marshal data (the
+	 * root's end too, but without sending it) */
 	int64_t t0 = ts_now_us();
 	ts_trace_t *b = NULL;
-	int rc = ts_trace_begin_json(c, "request", t0 - 50000, IN_ROOT, &b); /* REQUIRE evaluates twice */
-	REQUIRE(rc == TS_OK && b, "begin_json: %d", rc);
+	int rc = ts_trace_begin_with(c, "request", t0 - 50000, 0, J(IN_ROOT), &b); /* REQUIRE evaluates twice */
+	REQUIRE(rc == TS_OK && b, "begin_with: %d", rc);
 	ts_trace_set_id(b, id);
 	ts_span_t *bret = NULL, *bs = NULL;
-	CHECK(ts_span_record(b, NULL, "expand", TS_SPAN_TOOL, t0 - 40000, IN_STEP, "[\"a\",\"b\"]",
-	                     NULL, NULL, NULL) == TS_OK, "record expand");
-	CHECK(ts_span_begin_json(b, ts_trace_root(b), "retrieve", TS_SPAN_RETRIEVAL, t0 - 30000, IN_STEP,
-	                         &bret) == TS_OK && bret, "begin_json retrieve");
-	CHECK(ts_span_record(b, bret, "rerank", TS_SPAN_TOOL, 0, "null", NULL, "KeyError", "'a' \xff",
+	CHECK(ts_span_record(b, NULL, "expand", TS_SPAN_TOOL, t0 - 40000, TS_INPUT_MARSHAL, M(M_IN_STEP),
+	                     J("[\"a\",\"b\"]"), NULL, NULL, NULL) == TS_OK, "record expand");
+	CHECK(ts_span_begin_with(b, ts_trace_root(b), "retrieve", TS_SPAN_RETRIEVAL, t0 - 30000, 0, J(IN_STEP),
+	                         &bret) == TS_OK && bret, "begin_with retrieve");
+	CHECK(ts_span_record(b, bret, "rerank", TS_SPAN_TOOL, 0, 0, J("null"), NULL, 0, "KeyError", "'a' \xff",
 	                     &bs) == TS_OK && bs, "record rerank");
-	CHECK(ts_span_end_json(bret, OUT_STEP, NULL, NULL) == TS_OK, "end_json retrieve");
-	CHECK(ts_span_record(b, bret, "late", TS_SPAN_GENERAL, 0, NULL, "1", NULL, NULL, NULL) == TS_OK,
-	      "record under an ended span");
-	CHECK(ts_span_begin_json(b, NULL, "llm", TS_SPAN_LLM, t0 + 10000000, "\"prompt\"", &bs) == TS_OK,
-	      "begin_json llm (a start in the future is now)");
+	CHECK(ts_span_end_with(bret, TS_OUTPUT_MARSHAL, M(M_OUT_STEP), NULL, NULL) == TS_OK, "end_with retrieve");
+	CHECK(ts_span_record(b, bret, "late", TS_SPAN_GENERAL, 0, TS_OUTPUT_MARSHAL, NULL, 0, M("\xe9\x01\x00\x00\x00"),
+	                     NULL, NULL, NULL) == TS_OK, "record under an ended span");
+	CHECK(ts_span_begin_with(b, NULL, "llm", TS_SPAN_LLM, t0 + 10000000, 0, J("\"prompt\""), &bs) == TS_OK,
+	      "begin_with llm (a start in the future is now)");
 	ts_span_set_usage(bs, 10, 2);
-	CHECK(ts_span_end_json(ts_trace_root(b), OUT_ROOT, "Refused", NULL) == TS_OK, "end_json root");
+	CHECK(ts_span_end_with(ts_trace_root(b), 0, J(OUT_ROOT), "Refused", NULL) == TS_OK, "end_with root");
 
 	cJSON *ja = render_parse(a, NULL), *jb = render_parse(b, NULL);
 	REQUIRE(ja && jb, "records do not parse");
@@ -273,36 +281,50 @@ static void one_call_functions_build_the_same_record(void)
 	CHECK(ts_client_destroy(c, NULL) == 0, "nothing enqueued");
 }
 
-/* What ts_trace_record builds equals ts_trace_begin_json .. ts_trace_end_json
- * and the separate calls: the three are sent and counted; refused arguments
- * change nothing and count nothing. */
+/* Refused arguments change nothing and count nothing; the functions that
+ * send are counted once. */
 static void one_call_refusals_and_counts(void)
 {
-	ts_client_t *c = offline_client();
-	REQUIRE(c, "no client");
+	char err[256];
+	ts_conf_t *conf = ts_conf_new();
+	ts_conf_set(conf, "bootstrap.servers", "127.0.0.1:1", err, sizeof(err));
+	ts_conf_set(conf, "close.timeout.ms", "0", err, sizeof(err));
+	CHECK(ts_conf_set(conf, "max.field.bytes", "64", err, sizeof(err)) == TS_OK, "max.field.bytes");
+	ts_client_t *c = ts_client_new(conf, err, sizeof(err));
+	REQUIRE(c, "client: %s", err);
 	ts_trace_t *t = NULL;
-	ts_span_t *s = NULL, *root;
-	CHECK(ts_trace_begin_json(c, "x", 0, "{nope", &t) == TS_ERR_INVALID && !t, "bad input: no trace");
-	CHECK(ts_trace_begin_json(NULL, "x", 0, NULL, &t) == TS_ERR_INVALID_ARG, "NULL client");
-	CHECK(ts_trace_begin_json(c, "x", 0, NULL, NULL) == TS_ERR_INVALID_ARG, "NULL out");
-	CHECK(ts_trace_record(c, "x", 0, NULL, "[1,", NULL, NULL) == TS_ERR_INVALID, "bad output: not sent");
-	CHECK(ts_trace_record(c, NULL, 0, NULL, NULL, NULL, NULL) == TS_ERR_INVALID_ARG, "NULL name");
+	ts_span_t *s = NULL;
+	const char long_json[] = "\"0123456789012345678901234567890123456789012345678901234567890123456789\"";
+	const char set_m[] = "<\x01\x00\x00\x00\xe9\x01\x00\x00\x00";     /* {1}: not JSON */
+	const char nan_m[] = "g\x00\x00\x00\x00\x00\x00\xf8\x7f";           /* nan */
+	CHECK(ts_trace_begin_with(c, "x", 0, 0, J("{nope"), &t) == TS_ERR_INVALID && !t, "bad input: no trace");
+	CHECK(ts_trace_begin_with(c, "x", 0, TS_INPUT_MARSHAL, M(set_m), &t) == TS_ERR_INVALID && !t,
+	      "a set: no trace");
+	CHECK(ts_trace_begin_with(c, "x", 0, 0, J(long_json), &t) == TS_ERR_TOO_LARGE && !t, "over max.field.bytes");
+	CHECK(ts_trace_begin_with(NULL, "x", 0, 0, NULL, 0, &t) == TS_ERR_INVALID_ARG, "NULL client");
+	CHECK(ts_trace_begin_with(c, "x", 0, 0, NULL, 0, NULL) == TS_ERR_INVALID_ARG, "NULL out");
+	CHECK(ts_trace_record(c, "x", 0, 0, NULL, 0, J("[1,"), NULL, NULL) == TS_ERR_INVALID, "bad output: not sent");
+	CHECK(ts_trace_record(c, "x", 0, TS_OUTPUT_MARSHAL, NULL, 0, M(nan_m), NULL, NULL) == TS_ERR_INVALID,
+	      "NaN: not sent");
+	CHECK(ts_trace_record(c, NULL, 0, 0, NULL, 0, NULL, 0, NULL, NULL) == TS_ERR_INVALID_ARG, "NULL name");
 
-	int rc = ts_trace_begin_json(c, "x", 0, NULL, &t);
+	int rc = ts_trace_begin_with(c, "x", 0, 0, NULL, 0, &t);
 	REQUIRE(rc == TS_OK && t, "begin without input: %d", rc);
-	root = ts_trace_root(t);
-	CHECK(ts_span_begin_json(t, NULL, "s", TS_SPAN_TOOL, 0, "\"\xc3\x28\"", &s) == TS_ERR_INVALID && !s,
+	CHECK(ts_span_begin_with(t, NULL, "s", TS_SPAN_TOOL, 0, 0, J("\"\xc3\x28\""), &s) == TS_ERR_INVALID && !s,
 	      "bad utf-8: no span");
-	CHECK(ts_span_record(t, NULL, "s", TS_SPAN_TOOL, 0, "1", "{", NULL, NULL, &s) == TS_ERR_INVALID && !s,
+	CHECK(ts_span_record(t, NULL, "s", TS_SPAN_TOOL, 0, 0, J("1"), J("{"), NULL, NULL, &s) == TS_ERR_INVALID && !s,
 	      "bad output: no span");
+	CHECK(ts_span_record(t, NULL, "s", TS_SPAN_TOOL, 0, TS_INPUT_MARSHAL, M("\xe9\x01\x00"), NULL, 0, NULL, NULL,
+	                     &s) == TS_ERR_INVALID && !s, "truncated marshal data: no span");
 	ts_trace_t *other = ts_trace_begin(c, "other");
-	CHECK(ts_span_record(t, ts_trace_root(other), "s", TS_SPAN_TOOL, 0, NULL, NULL, NULL, NULL, NULL) ==
+	CHECK(ts_span_record(t, ts_trace_root(other), "s", TS_SPAN_TOOL, 0, 0, NULL, 0, NULL, 0, NULL, NULL, NULL) ==
 	      TS_ERR_INVALID_ARG, "a parent of another trace");
 	ts_trace_abandon(other);
-	CHECK(ts_span_begin_json(t, NULL, "open", TS_SPAN_TOOL, 0, "{\"a\":1}", &s) == TS_OK && s, "begin");
-	CHECK(ts_span_end_json(s, "nope", "E", "m") == TS_ERR_INVALID, "bad output refused");
-	CHECK(ts_span_end_json(ts_trace_root(t), "{\"ok\":true}", NULL, NULL) == TS_OK, "root output");
-	CHECK(ts_trace_end_json(t, "{\"a\":", "E", NULL) == TS_ERR_INVALID, "refused: the trace stays open");
+	CHECK(ts_span_begin_with(t, NULL, "open", TS_SPAN_TOOL, 0, 0, J("{\"a\":1}"), &s) == TS_OK && s, "begin");
+	CHECK(ts_span_end_with(s, 0, J("nope"), "E", "m") == TS_ERR_INVALID, "bad output refused");
+	CHECK(ts_span_end_with(ts_trace_root(t), 0, J("{\"ok\":true}"), NULL, NULL) == TS_OK, "root output");
+	CHECK(ts_trace_end_with(t, 0, J("{\"a\":"), "E", NULL) == TS_ERR_INVALID, "refused: the trace stays open");
+	CHECK(ts_trace_end_with(t, TS_OUTPUT_MARSHAL, M(set_m), "E", NULL) == TS_ERR_INVALID, "refused again");
 	cJSON *j = render_parse(t, NULL); /* still usable */
 	REQUIRE(j, "record does not parse");
 	cJSON *sp = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "spans"), 0);
@@ -312,13 +334,13 @@ static void one_call_refusals_and_counts(void)
 	CHECK(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "output"), "ok")) &&
 	      cJSON_IsNull(cJSON_GetObjectItem(j, "error")), "the refused trace end set nothing");
 	cJSON_Delete(j);
-	(void)root;
 
 	ts_stats_t st;
 	ts_client_stats(c, &st);
 	CHECK(st.enqueued + st.rejected + st.dropped == 0, "nothing counted yet");
-	CHECK(ts_trace_end_json(t, NULL, "Timeout", "slow") == TS_OK, "end_json sends");
-	CHECK(ts_trace_record(c, "one", ts_now_us() - 1000, "1", "2", NULL, NULL) == TS_OK, "record sends");
+	CHECK(ts_trace_end_with(t, 0, NULL, 0, "Timeout", "slow") == TS_OK, "end_with sends");
+	CHECK(ts_trace_record(c, "one", ts_now_us() - 1000, TS_INPUT_MARSHAL | TS_OUTPUT_MARSHAL,
+	                      M("N"), M("\xe9\x02\x00\x00\x00"), NULL, NULL) == TS_OK, "record sends");
 	ts_client_stats(c, &st);
 	CHECK(st.enqueued == 2 && st.rejected == 0, "two enqueued: %llu", (unsigned long long)st.enqueued);
 	ts_client_destroy(c, NULL);
