@@ -213,7 +213,7 @@ TS_API int ts_span_set_ttft_ms(ts_span_t *span, double ms);
  * and None, ...) is refused with TS_ERR_INVALID, like JSON that is not
  * valid: the caller then gives that value as JSON.  Either way a value
  * nests at most 58 deep, and its JSON may take at most max.field.bytes
- * (else TS_ERR_TOO_LARGE).  error_type NULL: no error (error_message NULL
+ * (else TS_ERR_INVALID too).  error_type NULL: no error (error_message NULL
  * with a type: ""). */
 
 #define TS_INPUT_MARSHAL  0x1 /* the input is marshal data */
@@ -224,47 +224,44 @@ TS_API int64_t ts_now_us(void);
 
 /* ts_trace_begin() at start_us, with input as the root's input.  Returns
  * TS_OK and sets *trace; or TS_ERR_INVALID_ARG (a NULL client, name or
- * trace), TS_ERR_INVALID, TS_ERR_TOO_LARGE or TS_ERR_NOMEM, and *trace is
- * left as it was. */
+ * trace), TS_ERR_INVALID or TS_ERR_NOMEM, and *trace is left as it was. */
 TS_API int ts_trace_begin_with(ts_client_t *client, const char *name, int64_t start_us, int flags,
                                const void *input, size_t input_len, ts_trace_t **trace);
 
-/* Sets the root's output and error, then ts_trace_end().  When an argument
- * is refused (TS_ERR_INVALID, TS_ERR_TOO_LARGE, TS_ERR_NOMEM copying it) the
- * trace is left untouched and still open: end it again or abandon it.
- * Otherwise returns what ts_trace_end() returns (its TS_ERR_TOO_LARGE is
- * the whole record's), and the trace is freed whatever the outcome. */
+/* Sets the root's output and error, then ts_trace_end().  Returns
+ * TS_ERR_INVALID when the output is refused: then the trace is untouched
+ * and still the caller's (end it again, or abandon it).  Otherwise the trace
+ * is gone whatever the outcome: TS_ERR_NOMEM copying the fields frees it
+ * unsent, else this returns what ts_trace_end() returns. */
 TS_API int ts_trace_end_with(ts_trace_t *trace, int flags, const void *output, size_t output_len,
                              const char *error_type, const char *error_message);
 
 /* A trace of its root alone: ts_trace_begin_with() at start_us, then
- * ts_trace_end_with() now.  When an argument is refused, returns
- * TS_ERR_INVALID_ARG, TS_ERR_INVALID, TS_ERR_TOO_LARGE or TS_ERR_NOMEM
- * before building anything (nothing counted); else what ts_trace_end()
- * returns. */
+ * ts_trace_end_with() now.  Returns TS_ERR_INVALID_ARG, TS_ERR_INVALID or
+ * TS_ERR_NOMEM before building anything (nothing sent, nothing counted), or
+ * what ts_trace_end() returns. */
 TS_API int ts_trace_record(ts_client_t *client, const char *name, int64_t start_us, int flags,
                            const void *input, size_t input_len, const void *output,
                            size_t output_len, const char *error_type, const char *error_message);
 
 /* ts_span_begin() at start_us, with input as the span's input.  Returns
  * TS_OK and sets *span (owned by the trace); or TS_ERR_INVALID_ARG (a NULL
- * trace, name or span, or a parent of another trace), TS_ERR_INVALID,
- * TS_ERR_TOO_LARGE or TS_ERR_NOMEM, and begins nothing. */
+ * trace, name or span, or a parent of another trace), TS_ERR_INVALID or
+ * TS_ERR_NOMEM, and begins nothing. */
 TS_API int ts_span_begin_with(ts_trace_t *trace, ts_span_t *parent, const char *name,
                               ts_span_type_t type, int64_t start_us, int flags, const void *input,
                               size_t input_len, ts_span_t **span);
 
 /* Sets the span's output and error, then ts_span_end().  Returns TS_OK; or
- * TS_ERR_INVALID_ARG, TS_ERR_INVALID, TS_ERR_TOO_LARGE or TS_ERR_NOMEM, and
- * the span is left as it was (still open). */
+ * TS_ERR_INVALID_ARG, TS_ERR_INVALID or TS_ERR_NOMEM, and the span is left
+ * as it was (still open). */
 TS_API int ts_span_end_with(ts_span_t *span, int flags, const void *output, size_t output_len,
                             const char *error_type, const char *error_message);
 
 /* A finished span: ts_span_begin_with() at start_us, then
  * ts_span_end_with() now.  Returns TS_OK and, when span is not NULL, sets
  * *span (owned by the trace: a parent for later spans); or
- * TS_ERR_INVALID_ARG, TS_ERR_INVALID, TS_ERR_TOO_LARGE or TS_ERR_NOMEM, and
- * adds nothing. */
+ * TS_ERR_INVALID_ARG, TS_ERR_INVALID or TS_ERR_NOMEM, and adds nothing. */
 TS_API int ts_span_record(ts_trace_t *trace, ts_span_t *parent, const char *name,
                           ts_span_type_t type, int64_t start_us, int flags, const void *input,
                           size_t input_len, const void *output, size_t output_len,

@@ -614,14 +614,14 @@ static void fields_release(struct span_fields *f)
 
 /* A field's JSON from data[0..len) (NULL: not set, out left empty): JSON
  * text, checked, or Python marshal data, written as JSON here; either at
- * most limit bytes of JSON. */
+ * most limit bytes of JSON, else TS_ERR_INVALID like any value refused. */
 static int value_init(struct jtext *out, const void *data, size_t len, int marshal, size_t limit)
 {
 	if (!data)
 		return TS_OK;
 	if (!marshal) {
 		if (len > limit)
-			return TS_ERR_TOO_LARGE;
+			return TS_ERR_INVALID;
 		if (json_check(data, len, FIELD_MAX_DEPTH, NULL, 0) != 0)
 			return TS_ERR_INVALID;
 		if (!(out->json = malloc(len + 1)))
@@ -637,8 +637,6 @@ static int value_init(struct jtext *out, const void *data, size_t len, int marsh
 		out->json = sbuf_copy(b, &out->len);
 	int oom = b->oom;
 	scratch_put(b, &fallback);
-	if (rc == PYM_TOO_LARGE)
-		return TS_ERR_TOO_LARGE;
 	if (oom || (rc == PYM_OK && !out->json))
 		return TS_ERR_NOMEM;
 	return rc == PYM_OK ? TS_OK : TS_ERR_INVALID;
@@ -712,8 +710,11 @@ int ts_trace_end_with(ts_trace_t *t, int flags, const void *output, size_t outpu
 	if (!t)
 		return TS_ERR_INVALID_ARG;
 	if ((rc = fields_init(&f, t->client, flags, NULL, 0, output, output_len, error_type,
-	                      error_message)) != TS_OK)
+	                      error_message)) != TS_OK) {
+		if (rc != TS_ERR_INVALID) /* only a refused value leaves the trace to the caller */
+			ts_trace_abandon(t);
 		return rc;
+	}
 	pthread_mutex_lock(&t->lock);
 	fields_apply(t->spans[0], &f);
 	pthread_mutex_unlock(&t->lock);

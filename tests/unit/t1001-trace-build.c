@@ -300,7 +300,7 @@ static void one_call_refusals_and_counts(void)
 	CHECK(ts_trace_begin_with(c, "x", 0, 0, J("{nope"), &t) == TS_ERR_INVALID && !t, "bad input: no trace");
 	CHECK(ts_trace_begin_with(c, "x", 0, TS_INPUT_MARSHAL, M(set_m), &t) == TS_ERR_INVALID && !t,
 	      "a set: no trace");
-	CHECK(ts_trace_begin_with(c, "x", 0, 0, J(long_json), &t) == TS_ERR_TOO_LARGE && !t, "over max.field.bytes");
+	CHECK(ts_trace_begin_with(c, "x", 0, 0, J(long_json), &t) == TS_ERR_INVALID && !t, "over max.field.bytes");
 	CHECK(ts_trace_begin_with(NULL, "x", 0, 0, NULL, 0, &t) == TS_ERR_INVALID_ARG, "NULL client");
 	CHECK(ts_trace_begin_with(c, "x", 0, 0, NULL, 0, NULL) == TS_ERR_INVALID_ARG, "NULL out");
 	CHECK(ts_trace_record(c, "x", 0, 0, NULL, 0, J("[1,"), NULL, NULL) == TS_ERR_INVALID, "bad output: not sent");
