@@ -38,10 +38,14 @@
 
 typedef const unsigned char *uptr;
 
+/* References kept without allocating: a value of a few fields has fewer. */
+#define REFS_INLINE 64
+
 struct pym {
 	uptr end;
 	uptr *refs;         /* where each flagged object begins, by number */
 	size_t nrefs, caprefs;
+	uptr inline_refs[REFS_INLINE];
 	int replaying;      /* > 0 while an object is written again for an 'r' */
 	int depth, max_depth;
 	size_t limit;       /* out->len may not pass it */
@@ -428,12 +432,15 @@ static uptr convert(struct pym *m, uptr p, int key)
 	unsigned code = *p;
 	if ((code & FLAG_REF) && !m->replaying) {
 		if (m->nrefs == m->caprefs) {
-			size_t cap = m->caprefs ? m->caprefs * 2 : 16;
-			uptr *r = realloc(m->refs, cap * sizeof(*r));
+			size_t cap = m->caprefs * 2;
+			uptr *r = m->refs == m->inline_refs ? malloc(cap * sizeof(*r))
+			                                    : realloc(m->refs, cap * sizeof(*r));
 			if (!r) {
 				m->out->oom = 1;
 				return refuse(m, PYM_REFUSED);
 			}
+			if (m->refs == m->inline_refs)
+				memcpy(r, m->inline_refs, sizeof(m->inline_refs));
 			m->refs = r;
 			m->caprefs = cap;
 		}
@@ -549,10 +556,12 @@ int pymarshal_to_json(const void *data, size_t len, int max_depth, size_t max_by
 	size_t was = out->len;
 	struct pym m = {
 		.end = (uptr)data + len, .max_depth = max_depth, .out = out,
-		.limit = max_bytes ? was + max_bytes : 0,
+		.limit = max_bytes ? was + max_bytes : 0, .caprefs = REFS_INLINE,
 	};
+	m.refs = m.inline_refs;
 	uptr end = data ? convert(&m, (uptr)data, 0) : refuse(&m, PYM_REFUSED);
-	free(m.refs);
+	if (m.refs != m.inline_refs)
+		free(m.refs);
 	if (end && end != m.end)
 		m.err = PYM_REFUSED; /* bytes after the value */
 	if (!m.err && m.limit && out->len > m.limit)

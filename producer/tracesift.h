@@ -198,10 +198,10 @@ TS_API int ts_span_set_ttft_ms(ts_span_t *span, double ms);
  * same.  Every argument is copied and checked before anything changes: when
  * one is refused, nothing was begun, set or ended.
  *
- * start_us is when the span (or trace) began, in microseconds of the
- * library's clock, ts_now_us() (CLOCK_MONOTONIC): a binding may read that
- * clock itself and call the library only when the span ends.  0, or a time
- * later than now, means now.
+ * start_ns is when the span (or trace) began, in nanoseconds of the
+ * library's clock, ts_now_ns() (CLOCK_MONOTONIC): a binding may read that
+ * clock itself (Python: time.monotonic_ns()) and call the library only when
+ * the span ends.  0, or a time later than now, means now.
  *
  * An input or output is data[0..len), NULL for a field left unset: JSON
  * text (need not be NUL-terminated), or, with its TS_*_MARSHAL flag, the
@@ -219,13 +219,13 @@ TS_API int ts_span_set_ttft_ms(ts_span_t *span, double ms);
 #define TS_INPUT_MARSHAL  0x1 /* the input is marshal data */
 #define TS_OUTPUT_MARSHAL 0x2 /* the output is marshal data */
 
-/* The library's clock, microseconds; only differences mean anything. */
-TS_API int64_t ts_now_us(void);
+/* The library's clock, nanoseconds; only differences mean anything. */
+TS_API int64_t ts_now_ns(void);
 
-/* ts_trace_begin() at start_us, with input as the root's input.  Returns
+/* ts_trace_begin() at start_ns, with input as the root's input.  Returns
  * TS_OK and sets *trace; or TS_ERR_INVALID_ARG (a NULL client, name or
  * trace), TS_ERR_INVALID or TS_ERR_NOMEM, and *trace is left as it was. */
-TS_API int ts_trace_begin_with(ts_client_t *client, const char *name, int64_t start_us, int flags,
+TS_API int ts_trace_begin_with(ts_client_t *client, const char *name, int64_t start_ns, int flags,
                                const void *input, size_t input_len, ts_trace_t **trace);
 
 /* Sets the root's output and error, then ts_trace_end().  Returns
@@ -236,20 +236,20 @@ TS_API int ts_trace_begin_with(ts_client_t *client, const char *name, int64_t st
 TS_API int ts_trace_end_with(ts_trace_t *trace, int flags, const void *output, size_t output_len,
                              const char *error_type, const char *error_message);
 
-/* A trace of its root alone: ts_trace_begin_with() at start_us, then
+/* A trace of its root alone: ts_trace_begin_with() at start_ns, then
  * ts_trace_end_with() now.  Returns TS_ERR_INVALID_ARG, TS_ERR_INVALID or
  * TS_ERR_NOMEM before building anything (nothing sent, nothing counted), or
  * what ts_trace_end() returns. */
-TS_API int ts_trace_record(ts_client_t *client, const char *name, int64_t start_us, int flags,
+TS_API int ts_trace_record(ts_client_t *client, const char *name, int64_t start_ns, int flags,
                            const void *input, size_t input_len, const void *output,
                            size_t output_len, const char *error_type, const char *error_message);
 
-/* ts_span_begin() at start_us, with input as the span's input.  Returns
+/* ts_span_begin() at start_ns, with input as the span's input.  Returns
  * TS_OK and sets *span (owned by the trace); or TS_ERR_INVALID_ARG (a NULL
  * trace, name or span, or a parent of another trace), TS_ERR_INVALID or
  * TS_ERR_NOMEM, and begins nothing. */
 TS_API int ts_span_begin_with(ts_trace_t *trace, ts_span_t *parent, const char *name,
-                              ts_span_type_t type, int64_t start_us, int flags, const void *input,
+                              ts_span_type_t type, int64_t start_ns, int flags, const void *input,
                               size_t input_len, ts_span_t **span);
 
 /* Sets the span's output and error, then ts_span_end().  Returns TS_OK; or
@@ -258,12 +258,12 @@ TS_API int ts_span_begin_with(ts_trace_t *trace, ts_span_t *parent, const char *
 TS_API int ts_span_end_with(ts_span_t *span, int flags, const void *output, size_t output_len,
                             const char *error_type, const char *error_message);
 
-/* A finished span: ts_span_begin_with() at start_us, then
+/* A finished span: ts_span_begin_with() at start_ns, then
  * ts_span_end_with() now.  Returns TS_OK and, when span is not NULL, sets
  * *span (owned by the trace: a parent for later spans); or
  * TS_ERR_INVALID_ARG, TS_ERR_INVALID or TS_ERR_NOMEM, and adds nothing. */
 TS_API int ts_span_record(ts_trace_t *trace, ts_span_t *parent, const char *name,
-                          ts_span_type_t type, int64_t start_us, int flags, const void *input,
+                          ts_span_type_t type, int64_t start_ns, int flags, const void *input,
                           size_t input_len, const void *output, size_t output_len,
                           const char *error_type, const char *error_message, ts_span_t **span);
 

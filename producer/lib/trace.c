@@ -586,15 +586,17 @@ int ts_span_set_ttft_ms(ts_span_t *s, double ms)
 
 /* ---- one call per span ------------------------------------------------------ */
 
-int64_t ts_now_us(void)
+int64_t ts_now_ns(void)
 {
-	return tstime_mono_us();
+	return tstime_mono_ns();
 }
 
-/* start_us as a time of the clock: 0, negative or later than now is now. */
-static int64_t start_time(int64_t start_us, int64_t now)
+/* start_ns (ts_now_ns()'s clock) as a time of tstime_mono_us()'s, the same
+ * clock in microseconds: 0, negative or later than now is now. */
+static int64_t start_time(int64_t start_ns, int64_t now)
 {
-	return start_us > 0 && start_us < now ? start_us : now;
+	int64_t us = start_ns / 1000;
+	return start_ns > 0 && us < now ? us : now;
 }
 
 /* What the one-call functions set on a span, made and checked before the
@@ -682,7 +684,7 @@ static void fields_apply(ts_span_t *s, struct span_fields *f)
 	}
 }
 
-int ts_trace_begin_with(ts_client_t *client, const char *name, int64_t start_us, int flags,
+int ts_trace_begin_with(ts_client_t *client, const char *name, int64_t start_ns, int flags,
                         const void *input, size_t input_len, ts_trace_t **trace)
 {
 	struct span_fields f;
@@ -692,7 +694,7 @@ int ts_trace_begin_with(ts_client_t *client, const char *name, int64_t start_us,
 	if ((rc = fields_init(&f, client, flags, input, input_len, NULL, 0, NULL, NULL)) != TS_OK)
 		return rc;
 	int64_t now = tstime_mono_us();
-	ts_trace_t *t = trace_new(client, name, start_time(start_us, now), now);
+	ts_trace_t *t = trace_new(client, name, start_time(start_ns, now), now);
 	if (!t) {
 		fields_release(&f);
 		return TS_ERR_NOMEM;
@@ -721,7 +723,7 @@ int ts_trace_end_with(ts_trace_t *t, int flags, const void *output, size_t outpu
 	return ts_trace_end(t);
 }
 
-int ts_trace_record(ts_client_t *client, const char *name, int64_t start_us, int flags,
+int ts_trace_record(ts_client_t *client, const char *name, int64_t start_ns, int flags,
                     const void *input, size_t input_len, const void *output, size_t output_len,
                     const char *error_type, const char *error_message)
 {
@@ -733,7 +735,7 @@ int ts_trace_record(ts_client_t *client, const char *name, int64_t start_us, int
 	                      error_message)) != TS_OK)
 		return rc;
 	int64_t now = tstime_mono_us();
-	ts_trace_t *t = trace_new(client, name, start_time(start_us, now), now);
+	ts_trace_t *t = trace_new(client, name, start_time(start_ns, now), now);
 	if (!t) {
 		fields_release(&f);
 		return TS_ERR_NOMEM;
@@ -743,14 +745,14 @@ int ts_trace_record(ts_client_t *client, const char *name, int64_t start_us, int
 }
 
 /* span_add() for the one-call functions: a span of t under parent with the
- * fields of f, begun at start_us and, when ended, ended now.  Takes f's
+ * fields of f, begun at start_ns and, when ended, ended now.  Takes f's
  * fields (frees them when it fails). */
 static int span_add_fields(ts_trace_t *t, ts_span_t *parent, const char *name, ts_span_type_t type,
-                           int64_t start_us, int ended, struct span_fields *f, ts_span_t **span)
+                           int64_t start_ns, int ended, struct span_fields *f, ts_span_t **span)
 {
 	pthread_mutex_lock(&t->lock);
 	int64_t now = tstime_mono_us();
-	ts_span_t *s = span_add(t, parent == t->spans[0] ? NULL : parent, name, type, start_time(start_us, now));
+	ts_span_t *s = span_add(t, parent == t->spans[0] ? NULL : parent, name, type, start_time(start_ns, now));
 	if (s) {
 		fields_apply(s, f);
 		if (ended)
@@ -767,7 +769,7 @@ static int span_add_fields(ts_trace_t *t, ts_span_t *parent, const char *name, t
 }
 
 int ts_span_begin_with(ts_trace_t *t, ts_span_t *parent, const char *name, ts_span_type_t type,
-                       int64_t start_us, int flags, const void *input, size_t input_len,
+                       int64_t start_ns, int flags, const void *input, size_t input_len,
                        ts_span_t **span)
 {
 	struct span_fields f;
@@ -776,7 +778,7 @@ int ts_span_begin_with(ts_trace_t *t, ts_span_t *parent, const char *name, ts_sp
 		return TS_ERR_INVALID_ARG;
 	if ((rc = fields_init(&f, t->client, flags, input, input_len, NULL, 0, NULL, NULL)) != TS_OK)
 		return rc;
-	return span_add_fields(t, parent, name, type, start_us, 0, &f, span);
+	return span_add_fields(t, parent, name, type, start_ns, 0, &f, span);
 }
 
 int ts_span_end_with(ts_span_t *s, int flags, const void *output, size_t output_len,
@@ -798,7 +800,7 @@ int ts_span_end_with(ts_span_t *s, int flags, const void *output, size_t output_
 }
 
 int ts_span_record(ts_trace_t *t, ts_span_t *parent, const char *name, ts_span_type_t type,
-                   int64_t start_us, int flags, const void *input, size_t input_len,
+                   int64_t start_ns, int flags, const void *input, size_t input_len,
                    const void *output, size_t output_len, const char *error_type,
                    const char *error_message, ts_span_t **span)
 {
@@ -809,7 +811,7 @@ int ts_span_record(ts_trace_t *t, ts_span_t *parent, const char *name, ts_span_t
 	if ((rc = fields_init(&f, t->client, flags, input, input_len, output, output_len, error_type,
 	                      error_message)) != TS_OK)
 		return rc;
-	return span_add_fields(t, parent, name, type, start_us, 1, &f, span);
+	return span_add_fields(t, parent, name, type, start_ns, 1, &f, span);
 }
 
 /* ---- serialization -------------------------------------------------------- */

@@ -125,6 +125,13 @@ def encode(value, max_bytes):
     return shorten(value, max_bytes)
 
 
+def shorten(value, max_bytes):
+    """encode() of a value its fast path refused or found too long: counted."""
+    global shortened
+    shortened += 1
+    return encode_safe(value, max_bytes)
+
+
 def encode_safe(value, max_bytes):
     """The slow path alone: always JSON-safe, nested at most MAX_DEPTH deep."""
     text = None

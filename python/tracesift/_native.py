@@ -76,7 +76,7 @@ _PROTOTYPES = {
     "ts_span_mark_first_token": (_I, [_P]),
     "ts_span_set_ttft_ms": (_I, [_P, ctypes.c_double]),
     # a span in one call: values as data and length (see _UNCHECKED)
-    "ts_now_us": (_I64, []),
+    "ts_now_ns": (_I64, []),
     "ts_trace_begin_with": (_I, [_P, _S, _I64, _I, _P, _Z, _P]),
     "ts_trace_end_with": (_I, [_P, _I, _P, _Z, _S, _S]),
     "ts_trace_record": (_I, [_P, _S, _I64, _I, _P, _Z, _P, _Z, _S, _S]),

@@ -61,9 +61,14 @@ _Z = ctypes.c_size_t
 _monotonic_ns = time.monotonic_ns
 _dumps = marshal.dumps
 _encode = _json.encode
-# The library's clock minus time.monotonic_ns()'s, in microseconds: both read
+# The library's clock minus time.monotonic_ns()'s, in nanoseconds: both read
 # CLOCK_MONOTONIC on Linux (0); bind() measures it in case they do not.
 _clock_offset = 0
+
+
+def _length(data):
+    """len(data) as the c_size_t the library's calls take (0 for None: ignored then)."""
+    return _Z(len(data)) if data is not None else 0
 
 
 class Site:
@@ -99,7 +104,7 @@ class Span:
         self.trace = trace
         self.parent = parent    # the parent Span; None for the root
         self.site = site
-        self.start = _monotonic_ns() // 1000 + _clock_offset  # the library's clock, µs
+        self.start = _monotonic_ns() + _clock_offset  # the library's clock, ns
         self.data = data        # the input (bytes, or None) until the library has it:
         self.flags = flags      # marshal data (_IN_M) or JSON (0)
         self.ptr = None         # ts_span_t * (an int), once in the library (owned by the trace)
@@ -148,7 +153,7 @@ def _retry(call, head, flags, values, tail):
         args = list(head) + [0]
         for data, m in zip(values, marshalled):
             data = _as_json(data, m, safe)
-            args += [data, _Z(len(data)) if data is not None else 0]
+            args += [data, _length(data)]
         rc = call(*(args + list(tail)))
         if rc != _INVALID:
             return rc
@@ -177,8 +182,8 @@ def bind(lib):
     _span_end_with, _trace_begin_with = lib.ts_span_end_with, lib.ts_trace_begin_with
     _trace_root = lib.ts_trace_root
     _set_input, _set_output = lib.ts_span_set_input_json, lib.ts_span_set_output_json
-    offset = lib.ts_now_us() - _monotonic_ns() // 1000
-    _clock_offset = offset if abs(offset) > 1000000 else 0
+    offset = lib.ts_now_ns() - _monotonic_ns()
+    _clock_offset = offset if abs(offset) > 1000000000 else 0
 
 
 def begin(site, args, kwargs):
@@ -249,7 +254,9 @@ def end(span, output=None, exc=None):
             etype, emsg = _error_text(exc)
         tr = span.trace
         rc = _OK
-        with tr.lock:
+        lock = tr.lock
+        lock.acquire()  # not "with": half the cost, on every span
+        try:
             if not tr.open or tr.forks != st.forks:
                 if tr.open and span.parent is None:  # inherited through fork(): free it, send nothing
                     tr.open = False
@@ -259,10 +266,13 @@ def end(span, output=None, exc=None):
                 else:
                     _client.count("late_spans")
                 return
-            if span.parent is None:
+            parent = span.parent
+            if parent is None:
                 rc = _send(tr, span, data, flags, etype, emsg)
             else:
                 _end_span(tr, span, data, flags, etype, emsg)
+        finally:
+            lock.release()
         if rc != _OK:
             _trace_not_sent(rc)
     except Exception as e:
@@ -333,7 +343,7 @@ def _span_ptr(span):
     start = _I64(span.start)
     data = span.data
     rc = _span_begin_with(tr.ptr, pptr, site.name, site.kind, start, span.flags, data,
-                          _Z(len(data)) if data is not None else 0, tr.out_ref)
+                          _length(data), tr.out_ref)
     if rc == _INVALID:
         rc = _retry(_span_begin_with, (tr.ptr, pptr, site.name, site.kind, start), span.flags, (data,),
                     (tr.out_ref,))
@@ -359,7 +369,7 @@ def _begin_trace(tr):
     start = _I64(root.start)
     data = root.data
     rc = _trace_begin_with(tr.client, site.name, start, root.flags, data,
-                           _Z(len(data)) if data is not None else 0, ref)
+                           _length(data), ref)
     if rc == _INVALID:
         rc = _retry(_trace_begin_with, (tr.client, site.name, start), root.flags, (data,), (ref,))
     if rc != _OK:
@@ -377,13 +387,13 @@ def _send(tr, root, data, flags, etype, emsg):
     tr.open = False
     spans, tr.spans = tr.spans, []
     site = root.site
-    n = _Z(len(data)) if data is not None else 0
+    n = _length(data)
     if tr.ptr is None and not spans:  # a trace of one span: one call
         start = _I64(root.start)
         idata = root.data
         flags |= root.flags
         rc = st.trace_record(tr.client, site.name, start, flags, idata,
-                             _Z(len(idata)) if idata is not None else 0, data, n, etype, emsg)
+                             _length(idata), data, n, etype, emsg)
         if rc == _INVALID:
             rc = _retry(st.trace_record, (tr.client, site.name, start), flags, (idata, data), (etype, emsg))
         root.data = tr.root_span = None

@@ -238,22 +238,22 @@ static void one_call_functions_build_the_same_record(void)
 
 	/* B: the same, one call a span, values as JSON or as marshal data (the
 	 * root's end too, but without sending it) */
-	int64_t t0 = ts_now_us();
+	int64_t t0 = ts_now_ns();
 	ts_trace_t *b = NULL;
-	int rc = ts_trace_begin_with(c, "request", t0 - 50000, 0, J(IN_ROOT), &b); /* REQUIRE evaluates twice */
+	int rc = ts_trace_begin_with(c, "request", t0 - 50000000, 0, J(IN_ROOT), &b); /* REQUIRE evaluates twice */
 	REQUIRE(rc == TS_OK && b, "begin_with: %d", rc);
 	ts_trace_set_id(b, id);
 	ts_span_t *bret = NULL, *bs = NULL;
-	CHECK(ts_span_record(b, NULL, "expand", TS_SPAN_TOOL, t0 - 40000, TS_INPUT_MARSHAL, M(M_IN_STEP),
+	CHECK(ts_span_record(b, NULL, "expand", TS_SPAN_TOOL, t0 - 40000000, TS_INPUT_MARSHAL, M(M_IN_STEP),
 	                     J("[\"a\",\"b\"]"), NULL, NULL, NULL) == TS_OK, "record expand");
-	CHECK(ts_span_begin_with(b, ts_trace_root(b), "retrieve", TS_SPAN_RETRIEVAL, t0 - 30000, 0, J(IN_STEP),
+	CHECK(ts_span_begin_with(b, ts_trace_root(b), "retrieve", TS_SPAN_RETRIEVAL, t0 - 30000000, 0, J(IN_STEP),
 	                         &bret) == TS_OK && bret, "begin_with retrieve");
 	CHECK(ts_span_record(b, bret, "rerank", TS_SPAN_TOOL, 0, 0, J("null"), NULL, 0, "KeyError", "'a' \xff",
 	                     &bs) == TS_OK && bs, "record rerank");
 	CHECK(ts_span_end_with(bret, TS_OUTPUT_MARSHAL, M(M_OUT_STEP), NULL, NULL) == TS_OK, "end_with retrieve");
 	CHECK(ts_span_record(b, bret, "late", TS_SPAN_GENERAL, 0, TS_OUTPUT_MARSHAL, NULL, 0, M("\xe9\x01\x00\x00\x00"),
 	                     NULL, NULL, NULL) == TS_OK, "record under an ended span");
-	CHECK(ts_span_begin_with(b, NULL, "llm", TS_SPAN_LLM, t0 + 10000000, 0, J("\"prompt\""), &bs) == TS_OK,
+	CHECK(ts_span_begin_with(b, NULL, "llm", TS_SPAN_LLM, t0 + 10000000000, 0, J("\"prompt\""), &bs) == TS_OK,
 	      "begin_with llm (a start in the future is now)");
 	ts_span_set_usage(bs, 10, 2);
 	CHECK(ts_span_end_with(ts_trace_root(b), 0, J(OUT_ROOT), "Refused", NULL) == TS_OK, "end_with root");
@@ -261,10 +261,10 @@ static void one_call_functions_build_the_same_record(void)
 	cJSON *ja = render_parse(a, NULL), *jb = render_parse(b, NULL);
 	REQUIRE(ja && jb, "records do not parse");
 	/* B's times are those given: the root began 50 ms ago, expand 40 ms ago */
-	CHECK(num_at(cJSON_GetObjectItem(jb, "latency_ms"), "total") >= 50.0, "root began at start_us");
+	CHECK(num_at(cJSON_GetObjectItem(jb, "latency_ms"), "total") >= 50.0, "root began at start_ns");
 	cJSON *bspans = cJSON_GetObjectItem(jb, "spans");
 	double expand_ms = num_at(cJSON_GetObjectItem(cJSON_GetArrayItem(bspans, 0), "latency_ms"), "total");
-	CHECK(expand_ms >= 40.0 && expand_ms < 40.0 + 10000, "expand began at start_us: %.3f ms", expand_ms);
+	CHECK(expand_ms >= 40.0 && expand_ms < 40.0 + 10000, "expand began at start_ns: %.3f ms", expand_ms);
 	double llm_ms = num_at(cJSON_GetObjectItem(cJSON_GetArrayItem(bspans, 4), "latency_ms"), "total");
 	CHECK(llm_ms >= 0 && llm_ms < 10000, "a future start is now: %.3f ms", llm_ms);
 	CHECK(strcmp(str_at(jb, "start_time"), str_at(cJSON_GetArrayItem(bspans, 0), "start_time")) < 0,
@@ -339,7 +339,7 @@ static void one_call_refusals_and_counts(void)
 	ts_client_stats(c, &st);
 	CHECK(st.enqueued + st.rejected + st.dropped == 0, "nothing counted yet");
 	CHECK(ts_trace_end_with(t, 0, NULL, 0, "Timeout", "slow") == TS_OK, "end_with sends");
-	CHECK(ts_trace_record(c, "one", ts_now_us() - 1000, TS_INPUT_MARSHAL | TS_OUTPUT_MARSHAL,
+	CHECK(ts_trace_record(c, "one", ts_now_ns() - 1000000, TS_INPUT_MARSHAL | TS_OUTPUT_MARSHAL,
 	                      M("N"), M("\xe9\x02\x00\x00\x00"), NULL, NULL) == TS_OK, "record sends");
 	ts_client_stats(c, &st);
 	CHECK(st.enqueued == 2 && st.rejected == 0, "two enqueued: %llu", (unsigned long long)st.enqueued);
