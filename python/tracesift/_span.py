@@ -83,7 +83,8 @@ class Site:
 
 
 class Trace:
-    __slots__ = ("ptr", "lock", "open", "forks", "root_span", "client", "spans", "out", "out_ref")
+    __slots__ = ("ptr", "lock", "open", "forks", "root_span", "client", "spans", "out", "out_ref",
+                 "start", "in_len", "out_len")
 
     def __init__(self, client):
         self.ptr = None         # ts_trace_t * (a c_void_p), once begun in the library
@@ -94,7 +95,9 @@ class Trace:
         self.client = client    # where it goes (configure() may start another client meanwhile)
         self.spans = []         # its other spans, in the order they began, for the root's end
         self.out = None         # a pointer the library fills in (the *_with and *_record
-        self.out_ref = None     # calls' last argument) and a reference to it; under the lock
+        self.out_ref = None     # calls' last argument) and a reference to it; and the c_int64
+        self.start = self.in_len = self.out_len = None  # and c_size_ts the calls take, set
+        # before each call: all made when the trace is begun in the library, used under the lock
 
 
 class Span:
@@ -283,8 +286,8 @@ def _end_span(tr, span, data, flags, etype, emsg):
     """Ends span (not a root) in the library with its output (data, flags:
     _OUT_M or 0); caller holds the open trace's lock."""
     span.ended = True
-    n = _Z(len(data)) if data is not None else 0
     if span.ptr is not None:  # begun there already
+        n = _length(data)
         ptr = _P(span.ptr)
         rc = _span_end_with(ptr, flags, data, n, etype, emsg)
         if rc == _INVALID:
@@ -298,11 +301,16 @@ def _end_span(tr, span, data, flags, etype, emsg):
     parent = span.parent
     pptr = None if parent.parent is None else _parent_ptr(parent)
     site = span.site
-    start = _I64(span.start)
+    start = tr.start
+    start.value = span.start
     idata = span.data
     flags |= span.flags
+    if idata is not None:
+        tr.in_len.value = len(idata)
+    if data is not None:
+        tr.out_len.value = len(data)
     rc = _span_record(tr.ptr, pptr, site.name, site.kind, start, flags,
-                      idata, _Z(len(idata)) if idata is not None else 0, data, n, etype, emsg, tr.out_ref)
+                      idata, tr.in_len, data, tr.out_len, etype, emsg, tr.out_ref)
     if rc == _INVALID:
         rc = _retry(_span_record, (tr.ptr, pptr, site.name, site.kind, start), flags, (idata, data),
                     (etype, emsg, tr.out_ref))
@@ -377,6 +385,7 @@ def _begin_trace(tr):
     tr.ptr = ptr
     tr.out = out = _P()
     tr.out_ref = ctypes.byref(out)
+    tr.start, tr.in_len, tr.out_len = _I64(), _Z(), _Z()
     root.data = None
 
 
