@@ -272,6 +272,25 @@ def end(span, output=None, exc=None):
             parent = span.parent
             if parent is None:
                 rc = _send(tr, span, data, flags, etype, emsg)
+            elif span.ptr is None and parent.parent is None and tr.ptr is not None:
+                # The usual span, a child of the root not yet in the library:
+                # _end_span() inline, as far as the library takes it.
+                span.ended = True
+                idata = span.data
+                if idata is not None:
+                    tr.in_len.value = len(idata)
+                if data is not None:
+                    tr.out_len.value = len(data)
+                start = tr.start
+                start.value = span.start
+                site = span.site
+                if _span_record(tr.ptr, None, site.name, site.kind, start, flags | span.flags, idata, tr.in_len,
+                                data, tr.out_len, etype, emsg, tr.out_ref) == _OK:
+                    span.ptr = tr.out.value
+                    span.data = None
+                else:
+                    span.ended = False
+                    _end_span(tr, span, data, flags, etype, emsg)
             else:
                 _end_span(tr, span, data, flags, etype, emsg)
         finally:
