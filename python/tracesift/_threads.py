@@ -1,8 +1,8 @@
 """tracesift/_threads.py - threads and thread pools started inside a trace join it
 
-Before Python 3.14 a new thread starts with an empty context, so a decorated
-call made in it would not see the span of the call that started it and would
-begin a trace of its own.  install(), run once when the package is imported,
+A new thread starts with an empty context (unless Python 3.14 runs with
+thread_inherit_context), so a decorated call made in it would not see the
+span of the call that started it and would begin a trace of its own.  install(), run once when the package is imported,
 changes that for what a trace is current around, and for nothing else:
 
 - threading.Thread: a thread started (or, when started outside any trace,
