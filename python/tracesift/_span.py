@@ -163,14 +163,6 @@ def _retry(call, head, flags, values, tail):
     return rc
 
 
-def _value(value):
-    """(data, marshalled) for value: marshal data when marshal writes it."""
-    try:
-        return _dumps(value, 4), True
-    except Exception:  # an object marshal cannot write, or too deep
-        return _encode(value, st.max_field_bytes), False
-
-
 # The library's functions, bound once it is loaded (bind()): the hot path
 # looks them up as globals.  The *_with and *_record ones convert no argument
 # (see _native._UNCHECKED): pointers go as c_void_p, times as c_int64.
@@ -202,7 +194,7 @@ def begin(site, args, kwargs):
                 return None
         value = site.make_input(args, kwargs)
         data, flags = None, 0
-        if value is not None:  # _value(), inline
+        if value is not None:  # marshal data, or JSON when marshal cannot write it
             try:
                 data, flags = _dumps(value, 4), _IN_M
             except Exception:
@@ -247,7 +239,7 @@ def end(span, output=None, exc=None):
     root span sends its trace."""
     try:
         data, flags = None, 0
-        if output is not None and not span.has_output:  # _value(), inline
+        if output is not None and not span.has_output:  # as the input in begin()
             try:
                 data, flags = _dumps(output, 4), _OUT_M
             except Exception:
