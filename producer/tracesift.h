@@ -16,7 +16,8 @@
  * value on failure; ts_err_str() names it.  Functions that take an errstr fill
  * it with a human-readable reason.  The library never prints and never exits.
  *
- * Ownership: every string passed in is copied; the caller keeps its own.
+ * Ownership: every string and value passed in is copied; the caller keeps its
+ * own.
  */
 #ifndef TRACESIFT_H
 #define TRACESIFT_H
@@ -196,7 +197,7 @@ TS_API int ts_span_set_ttft_ms(ts_span_t *span, double ms);
  * build a trace with one or two calls a span: each function below does what
  * the calls it names do, under the trace's lock once, and the record is the
  * same.  Every argument is copied and checked before anything changes: when
- * one is refused, nothing was begun, set or ended.
+ * a value is refused (TS_ERR_INVALID), nothing was begun, set or ended.
  *
  * start_ns is when the span (or trace) began, in nanoseconds of the
  * library's clock, ts_now_ns() (CLOCK_MONOTONIC): a binding may read that
