@@ -10,8 +10,10 @@
 
 /* Wall clock, microseconds since the Unix epoch. */
 int64_t tstime_now_us(void);
-/* Monotonic clock, microseconds; only differences mean anything. */
+/* Monotonic clock (CLOCK_MONOTONIC), microseconds and nanoseconds; only
+ * differences mean anything. */
 int64_t tstime_mono_us(void);
+int64_t tstime_mono_ns(void);
 /* Writes unix_us as RFC 3339 UTC with 6 fraction digits into out
  * (TSTIME_LEN bytes); returns the length (27). */
 size_t tstime_format(int64_t unix_us, char *out);

@@ -7,15 +7,17 @@
  * with enqueue.timeout.ms > 0, the call waits at most that long for room).
  *
  * Threads: a ts_client_t is shared by any number of threads.  A trace and its
- * spans may also be touched from several threads (each trace has its own lock),
- * but a span must not be used after it ended, nor a trace after ts_trace_end()
- * or ts_trace_abandon().
+ * spans may also be touched from several threads (each trace has its own lock).
+ * A span belongs to its trace until the trace ends: after ts_span_end() it may
+ * still be named as a parent and have fields set (they are in the record).
+ * Nothing may be used after its trace's ts_trace_end() or ts_trace_abandon().
  *
  * Errors: functions that can fail return 0 on success and a negative ts_err
  * value on failure; ts_err_str() names it.  Functions that take an errstr fill
  * it with a human-readable reason.  The library never prints and never exits.
  *
- * Ownership: every string passed in is copied; the caller keeps its own.
+ * Ownership: every string and value passed in is copied; the caller keeps its
+ * own.
  */
 #ifndef TRACESIFT_H
 #define TRACESIFT_H
@@ -88,6 +90,8 @@ TS_API ts_conf_t *ts_conf_new(void);
  *   enqueue.timeout.ms  how long ts_trace_end may wait for queue room (default 0: drop)
  *   close.timeout.ms    how long ts_client_destroy flushes (default 5000)
  *   max.record.bytes    largest record accepted (default 1048576)
+ *   max.field.bytes     longest JSON of a value given to the one-call
+ *                       functions below (default 0: max.record.bytes)
  * Everything else goes to librdkafka as it is (bootstrap.servers,
  * queue.buffering.max.messages, security.protocol, ...).  Returns TS_OK, or an
  * error with errstr filled; the conf is unchanged on error. */
@@ -186,6 +190,83 @@ TS_API int ts_span_set_error(ts_span_t *span, const char *type, const char *mess
  * span began; the other sets it in milliseconds. */
 TS_API int ts_span_mark_first_token(ts_span_t *span);
 TS_API int ts_span_set_ttft_ms(ts_span_t *span, double ms);
+
+/* ---- a span in one call ------------------------------------------------- */
+
+/* Bindings that pay for every call into the library (Python's ctypes) can
+ * build a trace with one or two calls a span: each function below does what
+ * the calls it names do, under the trace's lock once, and the record is the
+ * same.  Every argument is copied and checked before anything changes: when
+ * a value is refused (TS_ERR_INVALID), nothing was begun, set or ended.
+ *
+ * start_ns is when the span (or trace) began, in nanoseconds of the
+ * library's clock, ts_now_ns() (CLOCK_MONOTONIC): a binding may read that
+ * clock itself (Python: time.monotonic_ns()) and call the library only when
+ * the span ends.  0, or a time later than now, means now.
+ *
+ * An input or output is data[0..len), NULL for a field left unset: JSON
+ * text (need not be NUL-terminated), or, with its TS_*_MARSHAL flag, the
+ * bytes of Python's marshal.dumps(value, 4), which the library writes as
+ * the JSON text json.dumps(value, ensure_ascii=False, separators=(",",
+ * ":")) would be (lone surrogates as '?'); Python makes those several times
+ * faster than JSON.  Marshal data holding anything JSON does not hold that
+ * way (bytes, sets, NaN, subnormal floats, keys other than str, int, bool
+ * and None, ...) is refused with TS_ERR_INVALID, like JSON that is not
+ * valid: the caller then gives that value as JSON.  Either way a value
+ * nests at most 58 deep, and its JSON may take at most max.field.bytes
+ * (else TS_ERR_INVALID too).  error_type NULL: no error (error_message NULL
+ * with a type: ""). */
+
+#define TS_INPUT_MARSHAL  0x1 /* the input is marshal data */
+#define TS_OUTPUT_MARSHAL 0x2 /* the output is marshal data */
+
+/* The library's clock, nanoseconds; only differences mean anything. */
+TS_API int64_t ts_now_ns(void);
+
+/* ts_trace_begin() at start_ns, with input as the root's input.  Returns
+ * TS_OK and sets *trace; or TS_ERR_INVALID_ARG (a NULL client, name or
+ * trace), TS_ERR_INVALID or TS_ERR_NOMEM, and *trace is left as it was. */
+TS_API int ts_trace_begin_with(ts_client_t *client, const char *name, int64_t start_ns, int flags,
+                               const void *input, size_t input_len, ts_trace_t **trace);
+
+/* Sets the root's output and error, then ts_trace_end().  Returns
+ * TS_ERR_INVALID when the output is refused: then the trace is untouched
+ * and still the caller's (end it again, or abandon it).  Otherwise the trace
+ * is gone whatever the outcome: TS_ERR_NOMEM copying the fields frees it
+ * unsent, else this returns what ts_trace_end() returns. */
+TS_API int ts_trace_end_with(ts_trace_t *trace, int flags, const void *output, size_t output_len,
+                             const char *error_type, const char *error_message);
+
+/* A trace of its root alone: ts_trace_begin_with() at start_ns, then
+ * ts_trace_end_with() now.  Returns TS_ERR_INVALID_ARG, TS_ERR_INVALID or
+ * TS_ERR_NOMEM before building anything (nothing sent, nothing counted), or
+ * what ts_trace_end() returns. */
+TS_API int ts_trace_record(ts_client_t *client, const char *name, int64_t start_ns, int flags,
+                           const void *input, size_t input_len, const void *output,
+                           size_t output_len, const char *error_type, const char *error_message);
+
+/* ts_span_begin() at start_ns, with input as the span's input.  Returns
+ * TS_OK and sets *span (owned by the trace); or TS_ERR_INVALID_ARG (a NULL
+ * trace, name or span, or a parent of another trace), TS_ERR_INVALID or
+ * TS_ERR_NOMEM, and begins nothing. */
+TS_API int ts_span_begin_with(ts_trace_t *trace, ts_span_t *parent, const char *name,
+                              ts_span_type_t type, int64_t start_ns, int flags, const void *input,
+                              size_t input_len, ts_span_t **span);
+
+/* Sets the span's output and error, then ts_span_end().  Returns TS_OK; or
+ * TS_ERR_INVALID_ARG, TS_ERR_INVALID or TS_ERR_NOMEM, and the span is left
+ * as it was (still open). */
+TS_API int ts_span_end_with(ts_span_t *span, int flags, const void *output, size_t output_len,
+                            const char *error_type, const char *error_message);
+
+/* A finished span: ts_span_begin_with() at start_ns, then
+ * ts_span_end_with() now.  Returns TS_OK and, when span is not NULL, sets
+ * *span (owned by the trace: a parent for later spans); or
+ * TS_ERR_INVALID_ARG, TS_ERR_INVALID or TS_ERR_NOMEM, and adds nothing. */
+TS_API int ts_span_record(ts_trace_t *trace, ts_span_t *parent, const char *name,
+                          ts_span_type_t type, int64_t start_ns, int flags, const void *input,
+                          size_t input_len, const void *output, size_t output_len,
+                          const char *error_type, const char *error_message, ts_span_t **span);
 
 #ifdef __cplusplus
 }

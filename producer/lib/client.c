@@ -33,6 +33,7 @@ struct ts_conf {
 	int enqueue_timeout_ms;
 	int close_timeout_ms;
 	size_t max_record_bytes;
+	size_t max_field_bytes; /* 0: max_record_bytes */
 };
 
 struct ts_client {
@@ -42,6 +43,7 @@ struct ts_client {
 	char *project;
 	int enqueue_timeout_ms;
 	int close_timeout_ms;
+	size_t max_field_bytes;
 	struct rec_limits limits;
 
 	_Atomic uint64_t enqueued, delivered, failed, dropped, rejected;
@@ -162,6 +164,14 @@ int ts_conf_set(ts_conf_t *conf, const char *name, const char *value,
 		conf->max_record_bytes = (size_t)v;
 		return TS_OK;
 	}
+	if (!strcmp(name, "max.field.bytes")) {
+		if (parse_int(value, 0, 100 * 1024 * 1024, &v)) {
+			set_err(errstr, errstr_size, "'%s': expected bytes from 0 to 104857600", name);
+			return TS_ERR_INVALID_ARG;
+		}
+		conf->max_field_bytes = (size_t)v;
+		return TS_OK;
+	}
 	char err[512];
 	switch (rd_kafka_conf_set(conf->rk_conf, name, value, err, sizeof(err))) {
 	case RD_KAFKA_CONF_OK:
@@ -240,6 +250,8 @@ ts_client_t *ts_client_new(ts_conf_t *conf, char *errstr, size_t errstr_size)
 	c->limits.max_bytes = conf->max_record_bytes;
 	c->enqueue_timeout_ms = conf->enqueue_timeout_ms;
 	c->close_timeout_ms = conf->close_timeout_ms;
+	c->max_field_bytes = conf->max_field_bytes && conf->max_field_bytes < conf->max_record_bytes
+	                     ? conf->max_field_bytes : conf->max_record_bytes;
 
 	/* The producer must accept the largest record we accept, plus framing. */
 	char cur[64];
@@ -289,6 +301,11 @@ ts_client_t *ts_client_new(ts_conf_t *conf, char *errstr, size_t errstr_size)
 const char *client_project(const ts_client_t *c)
 {
 	return c->project;
+}
+
+size_t client_max_field_bytes(const ts_client_t *c)
+{
+	return c->max_field_bytes;
 }
 
 static uint64_t in_queue(ts_client_t *c)

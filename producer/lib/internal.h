@@ -14,6 +14,10 @@ int client_enqueue_owned(ts_client_t *c, const char *trace_id, char *buf, size_t
 /* The client's project name for new traces. */
 const char *client_project(const ts_client_t *c);
 
+/* The longest JSON a value given to the one-call functions may take
+ * (max.field.bytes, or max.record.bytes when that is 0 or smaller). */
+size_t client_max_field_bytes(const ts_client_t *c);
+
 /* Fills out[n] (n bytes) with random lowercase hex characters, never all '0'. */
 void ids_random_hex(char *out, size_t n);
 

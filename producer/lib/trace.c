@@ -5,6 +5,7 @@
 
 #include "internal.h"
 #include "json.h"
+#include "pymarshal.h"
 #include "record.h"
 #include "sbuf.h"
 #include "tracesift.h"
@@ -233,8 +234,10 @@ static int span_set_name(ts_span_t *s, const char *name)
 	return s->name ? 0 : -1;
 }
 
-/* Adds a span to t; the caller holds t->lock (or owns t alone). */
-static ts_span_t *span_add(ts_trace_t *t, ts_span_t *parent, const char *name, ts_span_type_t type)
+/* Adds a span that began at start_us to t; the caller holds t->lock (or
+ * owns t alone). */
+static ts_span_t *span_add(ts_trace_t *t, ts_span_t *parent, const char *name, ts_span_type_t type,
+                           int64_t start_us)
 {
 	if (t->nspans == t->capspans) {
 		int cap = t->capspans * 2;
@@ -262,7 +265,7 @@ static ts_span_t *span_add(ts_trace_t *t, ts_span_t *parent, const char *name, t
 	s->trace = t;
 	s->parent = parent;
 	s->type = (unsigned)type <= TS_SPAN_TOOL ? type : TS_SPAN_GENERAL;
-	s->start_us = tstime_mono_us();
+	s->start_us = start_us;
 	ids_random_hex(s->id, REC_SPAN_ID_LEN);
 	t->spans[t->nspans++] = s;
 	return s;
@@ -282,10 +285,10 @@ static void trace_free(ts_trace_t *t)
 	free(t);
 }
 
-ts_trace_t *ts_trace_begin(ts_client_t *client, const char *name)
+/* A new trace whose root began at start_us (now or earlier); NULL when out
+ * of memory. */
+static ts_trace_t *trace_new(ts_client_t *client, const char *name, int64_t start_us, int64_t now)
 {
-	if (!client || !name)
-		return NULL;
 	ts_trace_t *t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
@@ -293,14 +296,22 @@ ts_trace_t *ts_trace_begin(ts_client_t *client, const char *name)
 	t->client = client;
 	t->spans = t->first_spans;
 	t->capspans = TRACE_INLINE_SPANS;
-	t->start_wall_us = tstime_now_us();
+	t->start_wall_us = tstime_now_us() - (now - start_us);
 	ids_random_hex(t->id, REC_TRACE_ID_LEN);
-	if (!span_add(t, NULL, name, TS_SPAN_GENERAL)) {
+	if (!span_add(t, NULL, name, TS_SPAN_GENERAL, start_us)) {
 		trace_free(t);
 		return NULL;
 	}
-	t->start_us = t->spans[0]->start_us;
+	t->start_us = start_us;
 	return t;
+}
+
+ts_trace_t *ts_trace_begin(ts_client_t *client, const char *name)
+{
+	if (!client || !name)
+		return NULL;
+	int64_t now = tstime_mono_us();
+	return trace_new(client, name, now, now);
 }
 
 void ts_trace_abandon(ts_trace_t *t)
@@ -359,7 +370,7 @@ ts_span_t *ts_span_begin(ts_trace_t *t, ts_span_t *parent, const char *name, ts_
 		return NULL;
 	pthread_mutex_lock(&t->lock);
 	/* The record names no parent for the root's children. */
-	ts_span_t *s = span_add(t, parent == t->spans[0] ? NULL : parent, name, type);
+	ts_span_t *s = span_add(t, parent == t->spans[0] ? NULL : parent, name, type, tstime_mono_us());
 	pthread_mutex_unlock(&t->lock);
 	return s;
 }
@@ -571,6 +582,236 @@ int ts_span_set_ttft_ms(ts_span_t *s, double ms)
 		return TS_ERR_INVALID_ARG;
 	LOCKED(s, s->first_token_us = s->start_us + (int64_t)(ms * 1000.0 + 0.5));
 	return TS_OK;
+}
+
+/* ---- one call per span ------------------------------------------------------ */
+
+int64_t ts_now_ns(void)
+{
+	return tstime_mono_ns();
+}
+
+/* start_ns (ts_now_ns()'s clock) as a time of tstime_mono_us()'s, the same
+ * clock in microseconds: 0, negative or later than now is now. */
+static int64_t start_time(int64_t start_ns, int64_t now)
+{
+	int64_t us = start_ns / 1000;
+	return start_ns > 0 && us < now ? us : now;
+}
+
+/* What the one-call functions set on a span, made and checked before the
+ * span is touched, so that a refused argument leaves everything as it was. */
+struct span_fields {
+	struct jtext input, output;
+	char *err_type, *err_msg;
+};
+
+static void fields_release(struct span_fields *f)
+{
+	free(f->input.json);
+	free(f->output.json);
+	free(f->err_type);
+	free(f->err_msg);
+}
+
+/* A field's JSON from data[0..len) (NULL: not set, out left empty): JSON
+ * text, checked, or Python marshal data, written as JSON here; either at
+ * most limit bytes of JSON, else TS_ERR_INVALID like any value refused. */
+static int value_init(struct jtext *out, const void *data, size_t len, int marshal, size_t limit)
+{
+	if (!data)
+		return TS_OK;
+	if (!marshal) {
+		if (len > limit)
+			return TS_ERR_INVALID;
+		if (json_check(data, len, FIELD_MAX_DEPTH, NULL, 0) != 0)
+			return TS_ERR_INVALID;
+		if (!(out->json = malloc(len + 1)))
+			return TS_ERR_NOMEM;
+		memcpy(out->json, data, len);
+		out->json[len] = '\0';
+		out->len = len;
+		return TS_OK;
+	}
+	struct sbuf fallback, *b = scratch_get(&fallback);
+	int rc = pymarshal_to_json(data, len, FIELD_MAX_DEPTH, limit, b);
+	if (rc == PYM_OK)
+		out->json = sbuf_copy(b, &out->len);
+	int oom = b->oom;
+	scratch_put(b, &fallback);
+	if (oom || (rc == PYM_OK && !out->json))
+		return TS_ERR_NOMEM;
+	return rc == PYM_OK ? TS_OK : TS_ERR_INVALID;
+}
+
+/* Fills f from the arguments; on failure frees what it made and returns
+ * the error. */
+static int fields_init(struct span_fields *f, const ts_client_t *c, int flags,
+                       const void *input, size_t input_len, const void *output, size_t output_len,
+                       const char *error_type, const char *error_message)
+{
+	size_t limit = client_max_field_bytes(c);
+	int rc;
+	memset(f, 0, sizeof(*f));
+	if ((rc = value_init(&f->input, input, input_len, flags & TS_INPUT_MARSHAL, limit)) != TS_OK ||
+	    (rc = value_init(&f->output, output, output_len, flags & TS_OUTPUT_MARSHAL, limit)) != TS_OK)
+		goto fail;
+	if (error_type) {
+		f->err_type = dup_clean(error_type);
+		f->err_msg = dup_clean(error_message ? error_message : "");
+		if (!f->err_type || !f->err_msg) {
+			rc = TS_ERR_NOMEM;
+			goto fail;
+		}
+	}
+	return TS_OK;
+fail:
+	fields_release(f);
+	return rc;
+}
+
+/* Moves f's fields into s, replacing what they replace; the caller holds
+ * s's trace's lock (or owns it alone). */
+static void fields_apply(ts_span_t *s, struct span_fields *f)
+{
+	if (f->input.json)
+		replace_json(&s->input, f->input);
+	if (f->output.json)
+		replace_json(&s->output, f->output);
+	if (f->err_type) {
+		replace(&s->err_type, f->err_type);
+		replace(&s->err_msg, f->err_msg);
+	}
+}
+
+int ts_trace_begin_with(ts_client_t *client, const char *name, int64_t start_ns, int flags,
+                        const void *input, size_t input_len, ts_trace_t **trace)
+{
+	struct span_fields f;
+	int rc;
+	if (!client || !name || !trace)
+		return TS_ERR_INVALID_ARG;
+	if ((rc = fields_init(&f, client, flags, input, input_len, NULL, 0, NULL, NULL)) != TS_OK)
+		return rc;
+	int64_t now = tstime_mono_us();
+	ts_trace_t *t = trace_new(client, name, start_time(start_ns, now), now);
+	if (!t) {
+		fields_release(&f);
+		return TS_ERR_NOMEM;
+	}
+	fields_apply(t->spans[0], &f);
+	*trace = t;
+	return TS_OK;
+}
+
+int ts_trace_end_with(ts_trace_t *t, int flags, const void *output, size_t output_len,
+                      const char *error_type, const char *error_message)
+{
+	struct span_fields f;
+	int rc;
+	if (!t)
+		return TS_ERR_INVALID_ARG;
+	if ((rc = fields_init(&f, t->client, flags, NULL, 0, output, output_len, error_type,
+	                      error_message)) != TS_OK) {
+		if (rc != TS_ERR_INVALID) /* only a refused value leaves the trace to the caller */
+			ts_trace_abandon(t);
+		return rc;
+	}
+	pthread_mutex_lock(&t->lock);
+	fields_apply(t->spans[0], &f);
+	pthread_mutex_unlock(&t->lock);
+	return ts_trace_end(t);
+}
+
+int ts_trace_record(ts_client_t *client, const char *name, int64_t start_ns, int flags,
+                    const void *input, size_t input_len, const void *output, size_t output_len,
+                    const char *error_type, const char *error_message)
+{
+	struct span_fields f;
+	int rc;
+	if (!client || !name)
+		return TS_ERR_INVALID_ARG;
+	if ((rc = fields_init(&f, client, flags, input, input_len, output, output_len, error_type,
+	                      error_message)) != TS_OK)
+		return rc;
+	int64_t now = tstime_mono_us();
+	ts_trace_t *t = trace_new(client, name, start_time(start_ns, now), now);
+	if (!t) {
+		fields_release(&f);
+		return TS_ERR_NOMEM;
+	}
+	fields_apply(t->spans[0], &f);
+	return ts_trace_end(t);
+}
+
+/* span_add() for the one-call functions: a span of t under parent with the
+ * fields of f, begun at start_ns and, when ended, ended now.  Takes f's
+ * fields (frees them when it fails). */
+static int span_add_fields(ts_trace_t *t, ts_span_t *parent, const char *name, ts_span_type_t type,
+                           int64_t start_ns, int ended, struct span_fields *f, ts_span_t **span)
+{
+	pthread_mutex_lock(&t->lock);
+	int64_t now = tstime_mono_us();
+	ts_span_t *s = span_add(t, parent == t->spans[0] ? NULL : parent, name, type, start_time(start_ns, now));
+	if (s) {
+		fields_apply(s, f);
+		if (ended)
+			s->end_us = now;
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (!s) {
+		fields_release(f);
+		return TS_ERR_NOMEM;
+	}
+	if (span)
+		*span = s;
+	return TS_OK;
+}
+
+int ts_span_begin_with(ts_trace_t *t, ts_span_t *parent, const char *name, ts_span_type_t type,
+                       int64_t start_ns, int flags, const void *input, size_t input_len,
+                       ts_span_t **span)
+{
+	struct span_fields f;
+	int rc;
+	if (!t || !name || !span || (parent && parent->trace != t))
+		return TS_ERR_INVALID_ARG;
+	if ((rc = fields_init(&f, t->client, flags, input, input_len, NULL, 0, NULL, NULL)) != TS_OK)
+		return rc;
+	return span_add_fields(t, parent, name, type, start_ns, 0, &f, span);
+}
+
+int ts_span_end_with(ts_span_t *s, int flags, const void *output, size_t output_len,
+                     const char *error_type, const char *error_message)
+{
+	struct span_fields f;
+	int rc;
+	if (!s)
+		return TS_ERR_INVALID_ARG;
+	if ((rc = fields_init(&f, s->trace->client, flags, NULL, 0, output, output_len, error_type,
+	                      error_message)) != TS_OK)
+		return rc;
+	pthread_mutex_lock(&s->trace->lock);
+	fields_apply(s, &f);
+	if (!s->end_us)
+		s->end_us = tstime_mono_us();
+	pthread_mutex_unlock(&s->trace->lock);
+	return TS_OK;
+}
+
+int ts_span_record(ts_trace_t *t, ts_span_t *parent, const char *name, ts_span_type_t type,
+                   int64_t start_ns, int flags, const void *input, size_t input_len,
+                   const void *output, size_t output_len, const char *error_type,
+                   const char *error_message, ts_span_t **span)
+{
+	struct span_fields f;
+	int rc;
+	if (!t || !name || (parent && parent->trace != t))
+		return TS_ERR_INVALID_ARG;
+	if ((rc = fields_init(&f, t->client, flags, input, input_len, output, output_len, error_type,
+	                      error_message)) != TS_OK)
+		return rc;
+	return span_add_fields(t, parent, name, type, start_ns, 1, &f, span);
 }
 
 /* ---- serialization -------------------------------------------------------- */

@@ -8,14 +8,18 @@
 
 Each call of a decorated function becomes a span; the outermost one is the
 trace, published when it returns, without waiting on the network.  The
-library does the serializing and sending (see docs/python.md).  Tracing never
-raises into the application: what fails is counted in stats() and logged once
-through the "tracesift" logger.
+library does the serializing and sending (see docs/python.md).  Threads and
+thread pools started inside a decorated call join its trace (importing the
+package patches threading.Thread and ThreadPoolExecutor.submit for that, see
+_threads.py).  Tracing never raises into the application: what fails is
+counted in stats() and logged once through the "tracesift" logger.
 """
 from ._client import configure, flush, stats
 from ._span import _NOTHING, current as _current, update as _update
 from ._track import track
-from . import _span
+from . import _span, _threads
+
+_threads.install()
 
 __version__ = "0.1.0"
 __all__ = ["configure", "track", "update_current_span", "update_current_trace", "mark_first_token",

@@ -29,17 +29,17 @@ DEFAULT_MAX_FIELD_BYTES = 65536
 
 
 class State:
-    """What the hot path reads: client is the C handle (an int), or None while
-    there is none (not yet configured, or tracing is off)."""
-    __slots__ = ("client", "lib", "forks", "max_field_bytes", "trace_end", "exit_timeout",
-                 "tried", "settings", "clients", "pid")
+    """What the hot path reads: client is the C handle (a ctypes.c_void_p), or
+    None while there is none (not yet configured, or tracing is off)."""
+    __slots__ = ("client", "lib", "forks", "max_field_bytes", "trace_end", "trace_end_with",
+                 "trace_record", "exit_timeout", "tried", "settings", "clients", "pid")
 
     def __init__(self):
         self.client = None
         self.lib = None
         self.forks = 0          # bumped in a child after fork(): traces begun before are not sent
         self.max_field_bytes = DEFAULT_MAX_FIELD_BYTES
-        self.trace_end = None
+        self.trace_end = self.trace_end_with = self.trace_record = None  # the calls that send
         self.exit_timeout = DEFAULT_EXIT_TIMEOUT
         self.tried = False      # a client was attempted (explicitly or from the environment)
         self.settings = None    # the last configure()'s arguments, to start again after a fork
@@ -139,6 +139,8 @@ def _start(s):
             props.append((_prop_name(k), _prop_value(v)))
         exit_timeout = float(s["exit_timeout"]) if s.get("exit_timeout") is not None else DEFAULT_EXIT_TIMEOUT
         max_field_bytes = max(256, int(s.get("max_field_bytes") or DEFAULT_MAX_FIELD_BYTES))
+        # the library writes values the package hands it as marshal data: same limit
+        props.append(("max.field.bytes", str(max_field_bytes)))
         err = ctypes.create_string_buffer(512)
         conf = lib.ts_conf_new()
         if not conf:
@@ -152,6 +154,7 @@ def _start(s):
         if not client:
             lib.ts_conf_destroy(conf)
             raise ValueError(err.value.decode("utf-8", "replace"))
+        client = ctypes.c_void_p(client)
     except Exception as e:
         st.client = None
         fail("configure", "cannot start tracing: %s" % e)
@@ -159,10 +162,11 @@ def _start(s):
     props = dict(props)
     st.exit_timeout = exit_timeout
     st.max_field_bytes = max_field_bytes
-    # ts_trace_end may wait for room in the queue only when enqueue.timeout.ms > 0:
-    # then it must not hold the GIL.
+    # The calls that send a trace may wait for room in the queue only when
+    # enqueue.timeout.ms > 0: then they must not hold the GIL.
     waits = props.get("enqueue.timeout.ms", "0").strip() not in ("0", "")
-    st.trace_end = lib.wait_ts_trace_end if waits else lib.ts_trace_end
+    for name in ("trace_end", "trace_end_with", "trace_record"):
+        setattr(st, name, getattr(lib, ("wait_ts_" if waits else "ts_") + name))
     st.clients.append(client)
     st.client = client
     st.pid = os.getpid()

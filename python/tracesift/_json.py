@@ -1,6 +1,11 @@
 """tracesift/_json.py - turn any Python value into JSON text a record can carry
 
-The common case costs one json.dumps (the C encoder) and one encode to UTF-8.
+The decorator hands inputs and outputs to the library as marshal data, which
+the library writes as JSON itself (_span.py); this module encodes what that
+path refuses (objects marshal cannot write, sets, bytes, NaN, ...) and what
+the application sets with update_current_span() and the like.
+
+The common case costs one call of json's C encoder and one encode to UTF-8.
 Only when that fails or the text is too long does a slower path rebuild the
 value: objects json cannot encode become their repr, cut to REPR_MAX
 characters; NaN and infinities become strings; dict keys become strings;
@@ -42,12 +47,18 @@ _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=
 # The fast path calls json's C encoder directly: JSONEncoder.encode makes a new
 # one on every call, which costs more than encoding a few arguments.  Without a
 # table of the containers being encoded (markers None) a cycle ends in
-# RecursionError, and the slow path takes over.
+# RecursionError, and the slow path takes over.  chunks(value, 0) is the JSON
+# text of value as a list of strings (one, in practice); the hot path of the
+# decorator calls it inline, as encode() does.
+# string(s) is the JSON text of the str s, as chunks() writes it.
 try:
     from json.encoder import c_encode_basestring, c_make_encoder
-    _c_encode = c_make_encoder(None, _default, c_encode_basestring, None, ":", ",", False, False, False)
+    chunks = c_make_encoder(None, _default, c_encode_basestring, None, ":", ",", False, False, False)
+    string = c_encode_basestring
 except (ImportError, TypeError):  # json without its C accelerator
-    _c_encode = None
+    def chunks(value, _level):
+        return (_encode(value),)
+    from json.encoder import py_encode_basestring as string
 
 
 def _clean(v, depth, path, max_str, max_items):
@@ -105,14 +116,17 @@ shortened = 0  # values that took the slow path (shortened or replaced), for sta
 def encode(value, max_bytes):
     """The JSON text of value as bytes, at most max_bytes long."""
     try:
-        if _c_encode is not None:
-            b = "".join(_c_encode(value, 0)).encode("utf-8", "replace")
-        else:
-            b = _utf8(_encode(value))
+        text = string(value) if type(value) is str else "".join(chunks(value, 0))
+        b = text.encode("utf-8", "replace")  # lone surrogates: '?'
         if len(b) <= max_bytes:
             return b
     except Exception:  # NaN, a cycle, a key json refuses, too deep for the encoder
         pass
+    return shorten(value, max_bytes)
+
+
+def shorten(value, max_bytes):
+    """encode() of a value its fast path refused or found too long: counted."""
     global shortened
     shortened += 1
     return encode_safe(value, max_bytes)

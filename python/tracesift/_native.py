@@ -9,8 +9,9 @@ loader's search: LD_LIBRARY_PATH, ldconfig's cache).
 Each function is declared twice.  Through PyDLL the call keeps the GIL: it is
 cheaper, and right for the calls that never wait (every call a trace makes,
 with enqueue.timeout.ms=0).  Through CDLL the GIL is released: used by the
-calls that may wait (flush, and ts_trace_end when enqueue.timeout.ms > 0), so
-that the application's other threads go on meanwhile.
+calls that may wait (flush, and the calls that send a trace when
+enqueue.timeout.ms > 0), so that the application's other threads go on
+meanwhile.
 """
 import ctypes
 import os
@@ -43,6 +44,8 @@ class Stats(ctypes.Structure):
 _P = ctypes.c_void_p
 _S = ctypes.c_char_p
 _I = ctypes.c_int
+_I64 = ctypes.c_int64
+_Z = ctypes.c_size_t
 
 # name: (restype, argtypes)
 _PROTOTYPES = {
@@ -72,15 +75,36 @@ _PROTOTYPES = {
     "ts_span_set_error": (_I, [_P, _S, _S]),
     "ts_span_mark_first_token": (_I, [_P]),
     "ts_span_set_ttft_ms": (_I, [_P, ctypes.c_double]),
+    # a span in one call: values as data and length (see _UNCHECKED)
+    "ts_now_ns": (_I64, []),
+    "ts_trace_begin_with": (_I, [_P, _S, _I64, _I, _P, _Z, _P]),
+    "ts_trace_end_with": (_I, [_P, _I, _P, _Z, _S, _S]),
+    "ts_trace_record": (_I, [_P, _S, _I64, _I, _P, _Z, _P, _Z, _S, _S]),
+    "ts_span_begin_with": (_I, [_P, _P, _S, _I, _I64, _I, _P, _Z, _P]),
+    "ts_span_end_with": (_I, [_P, _I, _P, _Z, _S, _S]),
+    "ts_span_record": (_I, [_P, _P, _S, _I, _I64, _I, _P, _Z, _P, _Z, _S, _S, _P]),
 }
 
 # Declared through CDLL too (they may wait): attribute names get a "wait_" prefix.
-_WAITING = ("ts_client_flush", "ts_trace_end")
+_WAITING = ("ts_client_flush", "ts_trace_end", "ts_trace_end_with", "ts_trace_record")
+
+# The calls every span makes are declared without argtypes: ctypes then
+# converts nothing (with argtypes, each argument costs an object; the call,
+# a third more), so the caller must pass exactly what the C function takes:
+# pointers as ctypes.c_void_p (or None), int64_t as ctypes.c_int64, size_t
+# as ctypes.c_size_t, strings and data as bytes (or None), ints as int.  A
+# Python int goes as a C int: given for a pointer it would be cut to 32 bits,
+# and given for a size_t beyond the sixth argument (on the stack) it would
+# leave half of it unwritten.  Only _span.py calls these.
+_UNCHECKED = ("ts_trace_begin_with", "ts_trace_end_with", "ts_trace_record", "ts_span_begin_with",
+              "ts_span_end_with", "ts_span_record")
+TS_INPUT_MARSHAL = 0x1
+TS_OUTPUT_MARSHAL = 0x2
 
 
 class Library:
     """The loaded library: each function as an attribute (ts_trace_begin, ...),
-    and wait_ts_client_flush / wait_ts_trace_end, which release the GIL."""
+    and the wait_ variants of _WAITING's, which release the GIL."""
 
     def __init__(self, path):
         self.path = path
@@ -88,11 +112,12 @@ class Library:
         released = ctypes.CDLL(path)
         for name, (restype, argtypes) in _PROTOTYPES.items():
             f = getattr(held, name)
-            f.restype, f.argtypes = restype, argtypes
+            f.restype, f.argtypes = restype, None if name in _UNCHECKED else argtypes
             setattr(self, name, f)
         for name in _WAITING:
             f = getattr(released, name)
-            f.restype, f.argtypes = _PROTOTYPES[name]
+            restype, argtypes = _PROTOTYPES[name]
+            f.restype, f.argtypes = restype, None if name in _UNCHECKED else argtypes
             setattr(self, "wait_" + name, f)
 
     def err_str(self, rc):

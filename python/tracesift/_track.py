@@ -46,13 +46,22 @@ def _input_maker(fn, skip_first):
     first = 1 if skip_first and names and names[0] in ("self", "cls") else 0
     names = names[first:]
     n = len(names)
+    # Calls with one or two positional arguments are the most common: their
+    # dict is built directly (dict(zip()) costs twice as much).
+    n0, n1 = (names + ("", ""))[:2]
 
     def make(args, kwargs):
         if first:
             args = args[1:]
-        d = dict(zip(names, args))
-        if len(args) > n:
-            d[star] = list(args[n:])
+        k = len(args)
+        if k == 1 and n >= 1:
+            d = {n0: args[0]}
+        elif k == 2 and n >= 2:
+            d = {n0: args[0], n1: args[1]}
+        else:
+            d = dict(zip(names, args))
+            if k > n:
+                d[star] = list(args[n:])
         if kwargs:
             d.update(kwargs)
         return d or None
@@ -116,15 +125,12 @@ def track(fn=None, *, name=None, type="general", capture_input=True, capture_out
         fixed["metadata"] = dict(metadata)
     if model:
         fixed["model"] = model
-    fixed = fixed or None
+    site = _span.Site(span_name, kind, make_input, fixed or None)
 
     def start(args, kwargs):
         if st.client is None and _ensure() is None:  # tracing is off: not even the input is built
             return None
-        return _begin(span_name, kind, make_input, args, kwargs, fixed)
-
-    def result(value):
-        return value if capture_output else None
+        return _begin(site, args, kwargs)
 
     if inspect.isasyncgenfunction(fn):
         return functools.wraps(fn)(_async_gen_wrapper(fn, start, capture_output))
@@ -144,7 +150,7 @@ def track(fn=None, *, name=None, type="general", capture_input=True, capture_out
                 _end(span, None, e)
                 raise
             _current.reset(token)
-            _end(span, result(value))
+            _end(span, value if capture_output else None)
             return value
         return async_wrapper
 
@@ -153,7 +159,7 @@ def track(fn=None, *, name=None, type="general", capture_input=True, capture_out
         # start(), inlined: this is the path most calls take
         if st.client is None and _ensure() is None:
             return fn(*args, **kwargs)
-        span = _begin(span_name, kind, make_input, args, kwargs, fixed)
+        span = _begin(site, args, kwargs)
         if span is None:
             return fn(*args, **kwargs)
         token = _current.set(span)
@@ -164,7 +170,7 @@ def track(fn=None, *, name=None, type="general", capture_input=True, capture_out
             _end(span, None, e)
             raise
         _current.reset(token)
-        _end(span, result(value))
+        _end(span, value if capture_output else None)
         return value
     return wrapper
 

@@ -448,6 +448,37 @@ def test_large_and_unserializable_arguments(kafka):
     assert tracesift.stats()["truncated"] >= trunc0 + 2
 
 
+def test_values_the_library_refuses_go_as_json(kafka):
+    """marshal writes these but the library will not turn them into JSON the
+    way json would (sets, bytes, NaN, tuple keys, more than max_field_bytes):
+    the package gives them again as JSON, through every kind of call (a span
+    recorded at its end, a trace's end, a trace of one span)."""
+    @tracesift.track
+    def child(s, b):
+        return {"nan": math.nan, "t": (1, 2)}
+
+    @tracesift.track
+    def root(k):
+        child({3, 4}, b"\x01")
+        return {(1, 2): "tuple key", 5: "x" * 100000}
+
+    @tracesift.track
+    def lone(s):
+        return -math.inf
+
+    root({1.5: "float key", None: 1, True: 2})
+    lone(frozenset([9]))
+    recs = {r["name"]: r for r in kafka.records(2)}
+    rec = recs["root"]
+    assert rec["input"] == {"k": {"1.5": "float key", "null": 1, "true": 2}}  # written by the library
+    (c,) = rec["spans"]
+    assert c["input"] == {"s": [3, 4], "b": "b'\\x01'"}
+    assert c["output"] == {"nan": "nan", "t": [1, 2]}
+    assert rec["output"]["(1, 2)"] == "tuple key"
+    assert "[truncated, 100000 characters]" in rec["output"]["5"]
+    assert recs["lone"]["input"] == {"s": [9]} and recs["lone"]["output"] == "-inf"
+
+
 def test_deep_argument_the_encoder_accepts(kafka):
     """Nesting Python's json takes but the record refuses (over 61 levels) falls back."""
     @tracesift.track

@@ -208,14 +208,15 @@ def test_bad_configuration_never_raises(kafka):
 def test_failure_inside_tracing_never_raises(kafka, monkeypatch):
     import tracesift._span as span_mod
 
-    def broken(value, max_bytes):
+    def broken(value, arg):
         raise RuntimeError("encoder broke")
 
     @tracesift.track
     def f(x):
         return x
     errors0 = tracesift.stats()["errors"]
-    monkeypatch.setattr(span_mod, "_encode", broken)   # what begin() encodes the input with
+    monkeypatch.setattr(span_mod, "_dumps", broken)    # what begin() encodes the input with,
+    monkeypatch.setattr(span_mod, "_encode", broken)   # and what it falls back on
     assert f(1) == 1 and f(2) == 2
     monkeypatch.undo()
     assert tracesift.stats()["errors"] == errors0 + 2
