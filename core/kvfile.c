@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static char *trim(char *s)
@@ -43,4 +44,38 @@ int kvfile_read(const char *path, kvfile_set_fn set, void *ctx, char *errstr, si
 	}
 	fclose(f);
 	return rc;
+}
+
+char *kvfile_option(struct kvfile_values *kept, const char *name, const char *value, char *opt,
+                    size_t opt_size, char *errstr, size_t errstr_size)
+{
+	char *keep;
+	if (kept->n == KVFILE_MAX_VALUES) {
+		snprintf(errstr, errstr_size, "too many settings");
+		return NULL;
+	}
+	if (!strncmp(name, "kafka.", 6)) {
+		size_t need = strlen(name) + strlen(value) + 2;
+		if ((keep = malloc(need)))
+			snprintf(keep, need, "%s=%s", name + 6, value);
+		snprintf(opt, opt_size, "-X");
+	} else {
+		keep = strdup(value);
+		snprintf(opt, opt_size, "%s", !strcmp(name, "brokers") ? "-b" : !strcmp(name, "topic") ? "-t" : "");
+		if (!opt[0])
+			snprintf(opt, opt_size, "--%s", name);
+	}
+	if (!keep) {
+		snprintf(errstr, errstr_size, "out of memory");
+		return NULL;
+	}
+	kept->v[kept->n++] = keep;
+	return keep;
+}
+
+void kvfile_values_release(struct kvfile_values *kept)
+{
+	for (int i = 0; i < kept->n; i++)
+		free(kept->v[i]);
+	kept->n = 0;
 }

@@ -278,34 +278,16 @@ static int takes_value(const char *a)
 	return 0;
 }
 
-/* Config file lines, kept for the life of the process. */
-static char *file_lines[256];
-static int nfile_lines;
+/* Config file values, kept for the life of the process. */
+static struct kvfile_values file_values;
 
 static int set_from_file(void *ctx, const char *name, const char *value, char *errstr, size_t size)
 {
 	struct opts *o = ctx;
-	char opt[128], *keep;
-	if (nfile_lines == 256) {
-		snprintf(errstr, size, "too many settings");
+	char opt[128];
+	char *keep = kvfile_option(&file_values, name, value, opt, sizeof(opt), errstr, size);
+	if (!keep)
 		return -1;
-	}
-	if (!strncmp(name, "kafka.", 6)) {
-		size_t need = strlen(name) + strlen(value) + 2;
-		if ((keep = malloc(need)))
-			snprintf(keep, need, "%s=%s", name + 6, value);
-		snprintf(opt, sizeof(opt), "-X");
-	} else {
-		keep = strdup(value);
-		snprintf(opt, sizeof(opt), "%s", !strcmp(name, "brokers") ? "-b" : !strcmp(name, "topic") ? "-t" : "");
-		if (!opt[0])
-			snprintf(opt, sizeof(opt), "--%s", name);
-	}
-	if (!keep) {
-		snprintf(errstr, size, "out of memory");
-		return -1;
-	}
-	file_lines[nfile_lines++] = keep;
 	if (!strcmp(value, "true") && !set_flag(o, opt))
 		return 0;
 	if (set_option(o, opt, keep)) {
@@ -917,8 +899,7 @@ int main(int argc, char **argv)
 	if (rc == 0 && check_opts(&o))
 		rc = -1;
 	if (rc) {
-		for (int i = 0; i < nfile_lines; i++)
-			free(file_lines[i]);
+		kvfile_values_release(&file_values);
 		return rc > 0 ? 0 : 2;
 	}
 	if (!o.brokers || !*o.brokers)
@@ -927,8 +908,7 @@ int main(int argc, char **argv)
 	rd_kafka_conf_t *check = kafka_conf(&o, 1, err, sizeof(err));
 	if (!check) {
 		fprintf(stderr, "%% ERROR: -X: %s (see --help)\n", err);
-		for (int i = 0; i < nfile_lines; i++)
-			free(file_lines[i]);
+		kvfile_values_release(&file_values);
 		return 2;
 	}
 	rd_kafka_conf_destroy(check);
@@ -1050,7 +1030,6 @@ out:
 	topic_out_close(r.topic, 0, NULL, err, sizeof(err));
 	explain_destroy(r.explain);
 	report_destroy(r.report);
-	for (int i = 0; i < nfile_lines; i++)
-		free(file_lines[i]);
+	kvfile_values_release(&file_values);
 	return rc;
 }

@@ -184,36 +184,18 @@ static int set_option(struct opts *o, const char *a, char *v)
 	return 0;
 }
 
-/* Config file lines, kept for the life of the process. */
-static char *file_lines[256];
-static int nfile_lines;
+/* Config file values, kept for the life of the process. */
+static struct kvfile_values file_values;
 static const char *conf_path;
 
 /* One "name = value" line of a config file as the option it names. */
 static int set_from_file(void *ctx, const char *name, const char *value, char *errstr, size_t size)
 {
 	struct opts *o = ctx;
-	char opt[128], *keep;
-	if (nfile_lines == 256) {
-		snprintf(errstr, size, "too many settings");
+	char opt[128];
+	char *keep = kvfile_option(&file_values, name, value, opt, sizeof(opt), errstr, size);
+	if (!keep)
 		return -1;
-	}
-	if (!strncmp(name, "kafka.", 6)) {
-		size_t need = strlen(name) + strlen(value) + 2;
-		if ((keep = malloc(need)))
-			snprintf(keep, need, "%s=%s", name + 6, value);
-		snprintf(opt, sizeof(opt), "-X");
-	} else {
-		keep = strdup(value);
-		snprintf(opt, sizeof(opt), "%s", !strcmp(name, "brokers") ? "-b" : !strcmp(name, "topic") ? "-t" : "");
-		if (!opt[0])
-			snprintf(opt, sizeof(opt), "--%s", name);
-	}
-	if (!keep) {
-		snprintf(errstr, size, "out of memory");
-		return -1;
-	}
-	file_lines[nfile_lines++] = keep;
 	loading_file = conf_path;
 	int bad = set_option(o, opt, keep);
 	loading_file = NULL;
@@ -645,8 +627,7 @@ int main(int argc, char **argv)
 
 	store_limits_default(&o.lim);
 	if (parse_args(&o, argc, argv)) {
-		for (int i = 0; i < nfile_lines; i++)
-			free(file_lines[i]);
+		kvfile_values_release(&file_values);
 		return 2;
 	}
 	if (!o.brokers || !*o.brokers)
@@ -658,8 +639,7 @@ int main(int argc, char **argv)
 	if (!o.dlq)
 		o.dlq = o.archive ? "llm.traces.dlq" : "llm.monitoring.dlq";
 	if (check_user_props(&o)) {
-		for (int i = 0; i < nfile_lines; i++)
-			free(file_lines[i]);
+		kvfile_values_release(&file_values);
 		return 2;
 	}
 	if (o.target && strcmp(o.target, "store") && strcmp(o.target, "opik")) {
@@ -798,8 +778,7 @@ out:
 	store_writer_close(w);
 	opik_destroy(opik);
 	outboxes_free();
-	for (int i = 0; i < nfile_lines; i++)
-		free(file_lines[i]);
+	kvfile_values_release(&file_values);
 	if (rc == 0 && o.verbosity > 0)
 		fprintf(stderr, "%% sink: stopped cleanly\n");
 	return rc;
