@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 static uint64_t hash_str(const char *s)
 {
 	uint64_t h = 1469598103934665603ULL;
@@ -124,4 +126,77 @@ void nums_release(struct nums *a)
 {
 	free(a->v);
 	memset(a, 0, sizeof(*a));
+}
+
+struct cJSON *tally_json(const struct tally *t, int keys)
+{
+	cJSON *o = cJSON_CreateObject();
+	struct tally_ent **v = tally_sorted(t, keys);
+	for (size_t i = 0; v && i < t->len; i++)
+		cJSON_AddNumberToObject(o, v[i]->key, (double)v[i]->n);
+	free(v);
+	return o;
+}
+
+/* Writes s for a person: control characters (a newline in a model name, an
+ * escape sequence) become '?', so a table stays a table. */
+static void put_text(FILE *f, const char *s)
+{
+	for (; *s; s++)
+		fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, f);
+}
+
+/* Display width of UTF-8 text: one column per code point. */
+static int text_width(const char *s)
+{
+	int w = 0;
+	for (; *s; s++)
+		w += ((unsigned char)*s & 0xc0) != 0x80;
+	return w;
+}
+
+static void pad(FILE *f, int n)
+{
+	while (n-- > 0)
+		fputc(' ', f);
+}
+
+void tally_print(FILE *out, const char *title, const char *what, const char *unit, const struct tally *t,
+                 int keys, uint64_t total)
+{
+	struct tally_ent **v = tally_sorted(t, keys);
+	int w = text_width(what);
+	if (!v)
+		return;
+	for (size_t i = 0; i < t->len; i++)
+		if (text_width(v[i]->key) > w)
+			w = text_width(v[i]->key);
+	fprintf(out, "\n%s\n  ", title);
+	put_text(out, what);
+	pad(out, w - text_width(what));
+	fprintf(out, "  %10s  %6s\n", unit, "SHARE");
+	for (size_t i = 0; i < t->len; i++) {
+		fputs("  ", out);
+		put_text(out, v[i]->key);
+		pad(out, w - text_width(v[i]->key));
+		fprintf(out, "  %10lld  %5.1f%%\n", (long long)v[i]->n, total ? 100.0 * (double)v[i]->n / (double)total : 0);
+	}
+	free(v);
+}
+
+static void num_or_null(cJSON *o, const char *key, double v)
+{
+	if (isfinite(v))
+		cJSON_AddNumberToObject(o, key, v);
+	else
+		cJSON_AddNullToObject(o, key);
+}
+
+void nums_json(struct cJSON *o, const char *key, const struct nums *a)
+{
+	cJSON *x = cJSON_AddObjectToObject(o, key);
+	cJSON_AddNumberToObject(x, "count", (double)a->len);
+	num_or_null(x, "p50", nums_pct(a, 50));
+	num_or_null(x, "p90", nums_pct(a, 90));
+	num_or_null(x, "p99", nums_pct(a, 99));
 }

@@ -130,16 +130,6 @@ static const char *reason_name(int i)
 	return i < REC_REASON_COUNT ? rec_reason_name((enum rec_reason)i) : "empty";
 }
 
-static cJSON *tally_json(const struct tally *t, int keys)
-{
-	cJSON *o = cJSON_CreateObject();
-	struct tally_ent **v = tally_sorted(t, keys);
-	for (size_t i = 0; v && i < t->len; i++)
-		cJSON_AddNumberToObject(o, v[i]->key, (double)v[i]->n);
-	free(v);
-	return o;
-}
-
 static void num_or_null(cJSON *o, const char *key, double v)
 {
 	if (isfinite(v))
@@ -170,15 +160,6 @@ static void figure_json(cJSON *o, const char *key, const struct figure *f)
 	cJSON_AddNumberToObject(x, "sum", f->sum);
 	cJSON_AddNumberToObject(x, "count", (double)f->n);
 	num_or_null(x, "mean", mean(f));
-}
-
-static void pct_json(cJSON *o, const char *key, const struct nums *a)
-{
-	cJSON *x = cJSON_AddObjectToObject(o, key);
-	cJSON_AddNumberToObject(x, "count", (double)a->len);
-	num_or_null(x, "p50", nums_pct(a, 50));
-	num_or_null(x, "p90", nums_pct(a, 90));
-	num_or_null(x, "p99", nums_pct(a, 99));
 }
 
 static int print_json(struct report *r, FILE *out, const struct report_head *h)
@@ -213,8 +194,8 @@ static int print_json(struct report *r, FILE *out, const struct report_head *h)
 	figure_json(x, "input", &r->tok_in);
 	figure_json(x, "output", &r->tok_out);
 	figure_json(x, "total", &r->tok_total);
-	pct_json(root, "latency_ms", &r->lat);
-	pct_json(root, "ttft_ms", &r->ttft);
+	nums_json(root, "latency_ms", &r->lat);
+	nums_json(root, "ttft_ms", &r->ttft);
 	char *s = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	if (!s)
@@ -223,42 +204,6 @@ static int print_json(struct report *r, FILE *out, const struct report_head *h)
 	fputc('\n', out);
 	free(s);
 	return 0;
-}
-
-/* Writes s for a person: control characters become '?', so a table stays a table. */
-static void put_text(FILE *f, const char *s)
-{
-	for (; *s; s++)
-		fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, f);
-}
-
-/* Display width of UTF-8 text: one column per code point. */
-static int text_width(const char *s)
-{
-	int w = 0;
-	for (; *s; s++)
-		w += ((unsigned char)*s & 0xc0) != 0x80;
-	return w;
-}
-
-static void print_tally(FILE *out, const char *title, const char *what, const struct tally *t, int keys,
-                        uint64_t total)
-{
-	struct tally_ent **v = tally_sorted(t, keys);
-	int w = text_width(what);
-	if (!v)
-		return;
-	for (size_t i = 0; i < t->len; i++)
-		if (text_width(v[i]->key) > w)
-			w = text_width(v[i]->key);
-	fprintf(out, "\n%s\n  %s%*s  %10s  %6s\n", title, what, w - text_width(what), "", "TRACES", "SHARE");
-	for (size_t i = 0; i < t->len; i++) {
-		fputs("  ", out);
-		put_text(out, v[i]->key);
-		fprintf(out, "%*s  %10lld  %5.1f%%\n", w - text_width(v[i]->key), "", (long long)v[i]->n,
-		        total ? 100.0 * (double)v[i]->n / (double)total : 0);
-	}
-	free(v);
 }
 
 static const char *ms_text(double v, char *buf, size_t size)
@@ -297,13 +242,13 @@ static void print_text(struct report *r, FILE *out, const struct report_head *h)
 				fprintf(out, "%s %s %llu", n++ ? "," : "", reason_name(i), (unsigned long long)h->invalid[i]);
 		fputc('\n', out);
 	}
-	print_tally(out, "per model", "MODEL", &r->model, 0, r->traces);
-	print_tally(out, "per tag (a trace counts once per tag it has)", "TAG", &r->tag, 0, r->traces);
-	print_tally(out, "per day (UTC, of start_time)", "DAY", &r->day, 1, r->traces);
+	tally_print(out, "per model", "MODEL", "TRACES", &r->model, 0, r->traces);
+	tally_print(out, "per tag (a trace counts once per tag it has)", "TAG", "TRACES", &r->tag, 0, r->traces);
+	tally_print(out, "per day (UTC, of start_time)", "DAY", "TRACES", &r->day, 1, r->traces);
 	fprintf(out, "\nerrors: %llu (%.1f%%)\n", (unsigned long long)r->errors,
 	        r->traces ? 100.0 * (double)r->errors / (double)r->traces : 0);
 	if (r->errors)
-		print_tally(out, "errors per type", "TYPE", &r->errtype, 0, r->errors);
+		tally_print(out, "errors per type", "TYPE", "TRACES", &r->errtype, 0, r->errors);
 	fprintf(out, "\ntokens      %14s  %8s  %12s\n", "SUM", "TRACES", "MEAN");
 	fprintf(out, "  input     %14.0f  %8llu  %12s\n", r->tok_in.sum, (unsigned long long)r->tok_in.n,
 	        mean_text(&r->tok_in, a, sizeof(a)));

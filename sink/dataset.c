@@ -235,29 +235,6 @@ static int parse_args(struct opts *o, int argc, char **argv)
 
 /* ---- small helpers ------------------------------------------------------ */
 
-/* Writes s for a person: control characters (a newline in a model name, an
- * escape sequence) become '?', so the table stays a table. */
-static void put_text(FILE *f, const char *s)
-{
-	for (; *s; s++)
-		fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, f);
-}
-
-/* Display width of UTF-8 text: one column per code point. */
-static int text_width(const char *s)
-{
-	int w = 0;
-	for (; *s; s++)
-		w += ((unsigned char)*s & 0xc0) != 0x80;
-	return w;
-}
-
-static void pad(FILE *f, int n)
-{
-	while (n-- > 0)
-		fputc(' ', f);
-}
-
 /* A number as JSON would write it: integers without a fraction, others with
  * the fewest digits that read back the same (what cJSON does). */
 static void num_text(double v, char *out, size_t size)
@@ -903,48 +880,6 @@ static void stats_release(struct stats *s)
 	nums_release(&s->ttft);
 }
 
-static cJSON *tally_json(const struct tally *t, int keys)
-{
-	cJSON *o = cJSON_CreateObject();
-	struct tally_ent **v = tally_sorted(t, keys);
-	if (!v)
-		return o;
-	for (size_t i = 0; i < t->len; i++)
-		cJSON_AddNumberToObject(o, v[i]->key, (double)v[i]->n);
-	free(v);
-	return o;
-}
-
-static void pct_json(cJSON *o, const char *key, double v)
-{
-	if (isfinite(v))
-		cJSON_AddNumberToObject(o, key, v);
-	else
-		cJSON_AddNullToObject(o, key);
-}
-
-static void print_tally(const char *title, const char *what, const struct tally *t, int keys, int64_t items)
-{
-	struct tally_ent **v = tally_sorted(t, keys);
-	int w = text_width(what);
-	if (!v)
-		return;
-	for (size_t i = 0; i < t->len; i++)
-		if (text_width(v[i]->key) > w)
-			w = text_width(v[i]->key);
-	printf("\n%s\n  ", title);
-	put_text(stdout, what);
-	pad(stdout, w - text_width(what));
-	printf("  %10s  %6s\n", "ITEMS", "SHARE");
-	for (size_t i = 0; i < t->len; i++) {
-		printf("  ");
-		put_text(stdout, v[i]->key);
-		pad(stdout, w - text_width(v[i]->key));
-		printf("  %10lld  %5.1f%%\n", (long long)v[i]->n, items ? 100.0 * (double)v[i]->n / (double)items : 0);
-	}
-	free(v);
-}
-
 static const char *ms_text(double v, char *buf, size_t size)
 {
 	if (!isfinite(v))
@@ -1020,16 +955,8 @@ static int cmd_stats(struct store_reader *r, const struct opts *o)
 		x = cJSON_AddObjectToObject(root, "errors");
 		cJSON_AddNumberToObject(x, "count", (double)s.errors);
 		cJSON_AddItemToObject(x, "by_type", tally_json(&s.errtype, 0));
-		x = cJSON_AddObjectToObject(root, "latency_ms");
-		cJSON_AddNumberToObject(x, "count", (double)s.lat.len);
-		pct_json(x, "p50", lat50);
-		pct_json(x, "p90", lat90);
-		pct_json(x, "p99", lat99);
-		x = cJSON_AddObjectToObject(root, "ttft_ms");
-		cJSON_AddNumberToObject(x, "count", (double)s.ttft.len);
-		pct_json(x, "p50", tt50);
-		pct_json(x, "p90", tt90);
-		pct_json(x, "p99", tt99);
+		nums_json(root, "latency_ms", &s.lat);
+		nums_json(root, "ttft_ms", &s.ttft);
 		rc = print_json(root);
 	} else {
 		char a[32], b[32], c[32];
@@ -1039,15 +966,15 @@ static int cmd_stats(struct store_reader *r, const struct opts *o)
 		if (o->since >= 0)
 			printf(", since %lld", (long long)o->since);
 		printf(": %lld items\n", (long long)s.items);
-		print_tally("per class", "CLASS", &s.cls, 0, s.items);
-		print_tally("per model", "MODEL", &s.model, 0, s.items);
-		print_tally("per day (UTC, of start_time)", "DAY", &s.day, 1, s.items);
+		tally_print(stdout, "per class", "CLASS", "ITEMS", &s.cls, 0, s.items);
+		tally_print(stdout, "per model", "MODEL", "ITEMS", &s.model, 0, s.items);
+		tally_print(stdout, "per day (UTC, of start_time)", "DAY", "ITEMS", &s.day, 1, s.items);
 		printf("\ntokens\n  %-8s  %14.0f\n  %-8s  %14.0f\n  %-8s  %14.0f\n", "input", s.tok_in, "output",
 		       s.tok_out, "total", s.tok_total);
 		printf("\nerrors: %lld (%.1f%%)\n", (long long)s.errors,
 		       s.items ? 100.0 * (double)s.errors / (double)s.items : 0);
 		if (s.errors)
-			print_tally("errors per type", "TYPE", &s.errtype, 0, s.errors);
+			tally_print(stdout, "errors per type", "TYPE", "ITEMS", &s.errtype, 0, s.errors);
 		printf("\nlatency (ms)   %8s  %8s  %8s  %8s\n", "ITEMS", "P50", "P90", "P99");
 		printf("  total        %8zu  %8s  %8s  %8s\n", s.lat.len, ms_text(lat50, a, sizeof(a)),
 		       ms_text(lat90, b, sizeof(b)), ms_text(lat99, c, sizeof(c)));
