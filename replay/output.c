@@ -7,6 +7,7 @@
 
 #include <zstd.h>
 
+#include "afile.h"
 #include "replay.h"
 
 /* Lines are gathered into a buffer of this size before they are compressed
@@ -174,35 +175,10 @@ int output_close(struct output *o, int keep, char *errstr, size_t size)
 		}
 		goto out;
 	}
-	if (keep && (flush_buf(o, 1, errstr, size) || fflush(o->f) || ferror(o->f) || fsync(fileno(o->f)))) {
-		if (!errstr[0])
-			snprintf(errstr, size, "write to '%s': %s", o->tmp, strerror(errno));
+	if (keep && flush_buf(o, 1, errstr, size))
 		keep = 0;
-	}
-	if (fclose(o->f) && keep) {
-		snprintf(errstr, size, "write to '%s': %s", o->tmp, strerror(errno));
-		keep = 0;
-	}
-	if (keep && rename(o->tmp, o->path)) {
-		snprintf(errstr, size, "cannot rename '%s' to '%s': %s", o->tmp, o->path, strerror(errno));
-		keep = 0;
-	}
-	if (!keep) {
-		unlink(o->tmp);
+	if (afile_finish(o->f, o->tmp, o->path, keep, errstr, size))
 		rc = -1;
-	} else {
-		/* the rename is durable once the folder is */
-		char *dir = strdup(o->path), *slash = dir ? strrchr(dir, '/') : NULL;
-		if (dir) {
-			const char *d = slash ? (slash == dir ? "/" : (*slash = '\0', dir)) : ".";
-			int fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			if (fd >= 0) {
-				fsync(fd);
-				close(fd);
-			}
-			free(dir);
-		}
-	}
 out:
 	ZSTD_freeCCtx(o->zc);
 	free(o->zbuf);

@@ -23,6 +23,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "afile.h"
 #include "item.h"
 #include "sbuf.h"
 #include "store.h"
@@ -500,33 +501,11 @@ static int out_close(struct out *w, int ok)
 		}
 		return ok ? 0 : -1;
 	}
-	if (ok && (fflush(w->f) || ferror(w->f) || fsync(fileno(w->f)))) {
-		fprintf(stderr, "%% ERROR: write '%s': %s\n", w->tmp, strerror(errno));
-		ok = 0;
-	}
-	if (fclose(w->f) && ok) {
-		fprintf(stderr, "%% ERROR: write '%s': %s\n", w->tmp, strerror(errno));
-		ok = 0;
-	}
-	if (ok && rename(w->tmp, w->path)) {
-		fprintf(stderr, "%% ERROR: cannot rename '%s' to '%s': %s\n", w->tmp, w->path, strerror(errno));
-		ok = 0;
-	}
-	if (!ok) {
-		unlink(w->tmp);
+	char err[512] = "";
+	if (afile_finish(w->f, w->tmp, w->path, ok, err, sizeof(err))) {
+		if (err[0])
+			fprintf(stderr, "%% ERROR: %s\n", err);
 		rc = -1;
-	} else {
-		/* the rename is durable once the folder is */
-		char *dir = strdup(w->path), *slash = dir ? strrchr(dir, '/') : NULL;
-		if (dir) {
-			const char *d = slash ? (slash == dir ? "/" : (*slash = '\0', dir)) : ".";
-			int fd = open(d, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-			if (fd >= 0) {
-				fsync(fd);
-				close(fd);
-			}
-			free(dir);
-		}
 	}
 	free(w->tmp);
 	w->tmp = NULL;
