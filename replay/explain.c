@@ -267,6 +267,26 @@ static void put_limit(struct sbuf *b, const struct sclass *c)
 	sbuf_printf(b, "%d/%s", c->limit, c->limit_window_ms >= 60000 ? "min" : "s");
 }
 
+/* The members "class", "dataset", "rate" and "limit" (null without one) of
+ * a JSON object, for class c. */
+static void put_class_json(struct sbuf *b, const struct sclass *c)
+{
+	sbuf_puts(b, "\"class\":");
+	sbuf_put_jstr(b, c->name, strlen(c->name));
+	sbuf_puts(b, ",\"dataset\":");
+	sbuf_put_jstr(b, c->dataset, strlen(c->dataset));
+	sbuf_puts(b, ",\"rate\":");
+	put_num(b, c->rate);
+	sbuf_puts(b, ",\"limit\":");
+	if (c->limit > 0) {
+		sbuf_putc(b, '"');
+		put_limit(b, c);
+		sbuf_putc(b, '"');
+	} else {
+		sbuf_puts(b, "null");
+	}
+}
+
 static void mismatch(struct explain *e, const char *id, int cls, const char *why)
 {
 	e->nmismatch++;
@@ -303,20 +323,8 @@ static void put_line(struct explain *e, FILE *out, const struct rmsg *m, const c
 			sbuf_put_jstr(b, reason, strlen(reason));
 		}
 		if (c) {
-			sbuf_puts(b, ",\"class\":");
-			sbuf_put_jstr(b, c->name, strlen(c->name));
-			sbuf_puts(b, ",\"dataset\":");
-			sbuf_put_jstr(b, c->dataset, strlen(c->dataset));
-			sbuf_puts(b, ",\"rate\":");
-			put_num(b, c->rate);
-			sbuf_puts(b, ",\"limit\":");
-			if (c->limit > 0) {
-				sbuf_putc(b, '"');
-				put_limit(b, c);
-				sbuf_putc(b, '"');
-			} else {
-				sbuf_puts(b, "null");
-			}
+			sbuf_putc(b, ',');
+			put_class_json(b, c);
 			sbuf_printf(b, ",\"seed\":%llu,\"draw\":", (unsigned long long)e->conf.seed);
 			put_num(b, draw);
 		}
@@ -462,20 +470,8 @@ static void summary_json(struct explain *e, FILE *out, int complete)
 	for (int i = 0; i < e->conf.nclasses; i++) {
 		const struct sclass *c = &e->conf.classes[i];
 		const struct class_sum *s = &e->cls[i];
-		sbuf_puts(b, i ? ",{\"class\":" : "{\"class\":");
-		sbuf_put_jstr(b, c->name, strlen(c->name));
-		sbuf_puts(b, ",\"dataset\":");
-		sbuf_put_jstr(b, c->dataset, strlen(c->dataset));
-		sbuf_puts(b, ",\"rate\":");
-		put_num(b, c->rate);
-		sbuf_puts(b, ",\"limit\":");
-		if (c->limit > 0) {
-			sbuf_putc(b, '"');
-			put_limit(b, c);
-			sbuf_putc(b, '"');
-		} else {
-			sbuf_puts(b, "null");
-		}
+		sbuf_puts(b, i ? ",{" : "{");
+		put_class_json(b, c);
 		sbuf_printf(b, ",\"reproducible\":%s,\"traces\":%llu,\"would_select\":%llu,\"recorded_selected\":",
 		            c->limit > 0 ? "false" : "true", (unsigned long long)s->traces, (unsigned long long)s->would);
 		if (e->recorded_from)
