@@ -684,6 +684,22 @@ static void fields_apply(ts_span_t *s, struct span_fields *f)
 	}
 }
 
+/* A new trace named name, begun at start_ns (as start_time() reads it), f's
+ * fields on its root span.  Takes f's fields (frees them when it fails);
+ * NULL when out of memory. */
+static ts_trace_t *trace_new_fields(ts_client_t *client, const char *name, int64_t start_ns,
+                                    struct span_fields *f)
+{
+	int64_t now = tstime_mono_us();
+	ts_trace_t *t = trace_new(client, name, start_time(start_ns, now), now);
+	if (!t) {
+		fields_release(f);
+		return NULL;
+	}
+	fields_apply(t->spans[0], f);
+	return t;
+}
+
 int ts_trace_begin_with(ts_client_t *client, const char *name, int64_t start_ns, int flags,
                         const void *input, size_t input_len, ts_trace_t **trace)
 {
@@ -693,13 +709,9 @@ int ts_trace_begin_with(ts_client_t *client, const char *name, int64_t start_ns,
 		return TS_ERR_INVALID_ARG;
 	if ((rc = fields_init(&f, client, flags, input, input_len, NULL, 0, NULL, NULL)) != TS_OK)
 		return rc;
-	int64_t now = tstime_mono_us();
-	ts_trace_t *t = trace_new(client, name, start_time(start_ns, now), now);
-	if (!t) {
-		fields_release(&f);
+	ts_trace_t *t = trace_new_fields(client, name, start_ns, &f);
+	if (!t)
 		return TS_ERR_NOMEM;
-	}
-	fields_apply(t->spans[0], &f);
 	*trace = t;
 	return TS_OK;
 }
@@ -734,13 +746,9 @@ int ts_trace_record(ts_client_t *client, const char *name, int64_t start_ns, int
 	if ((rc = fields_init(&f, client, flags, input, input_len, output, output_len, error_type,
 	                      error_message)) != TS_OK)
 		return rc;
-	int64_t now = tstime_mono_us();
-	ts_trace_t *t = trace_new(client, name, start_time(start_ns, now), now);
-	if (!t) {
-		fields_release(&f);
+	ts_trace_t *t = trace_new_fields(client, name, start_ns, &f);
+	if (!t)
 		return TS_ERR_NOMEM;
-	}
-	fields_apply(t->spans[0], &f);
 	return ts_trace_end(t);
 }
 
