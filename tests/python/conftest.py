@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -96,6 +97,39 @@ def spans_by_name(rec):
     for s in rec["spans"]:
         out.setdefault(s["name"], []).append(s)
     return out
+
+
+def outlive_trace(kafka, work, thread_of):
+    """A thread whose span outlives its trace: request() starts a thread
+    (thread_of(fn) makes it) that runs slow_child() and, once request's
+    trace was sent, work(99); slow_child is still open when request returns.
+    Returns the two records by name and how many late spans the library
+    counted meanwhile."""
+    started, release = threading.Event(), threading.Event()
+
+    @tracesift.track
+    def slow_child():
+        started.set()
+        release.wait(10)
+        return "late"
+
+    def background():
+        slow_child()
+        work(99)
+
+    @tracesift.track
+    def request():
+        t = thread_of(background)
+        t.start()
+        started.wait(10)
+        return t
+
+    late0 = tracesift.stats()["late_spans"]
+    t = request()
+    release.set()
+    t.join()
+    recs = {r["name"]: r for r in kafka.records(2)}
+    return recs, tracesift.stats()["late_spans"] - late0
 
 
 # ---- one "ok - NAME" / "not ok - NAME" line per test, for tests/run.sh ----

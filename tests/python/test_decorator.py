@@ -16,7 +16,7 @@ import time
 import pytest
 
 import tracesift
-from conftest import spans_by_name
+from conftest import outlive_trace, spans_by_name
 
 
 class Refused(Exception):
@@ -286,33 +286,11 @@ def test_thread_outliving_its_trace(kafka):
     """A span still open when its trace is sent is dropped and counted; a call
     made after the trace was sent begins a trace of its own.  Neither touches
     the sent trace (ASan would see it)."""
-    started, release = threading.Event(), threading.Event()
-
-    @tracesift.track
-    def slow_child():
-        started.set()
-        release.wait(10)
-        return "late"
-
-    def background():
-        slow_child()
-        work(99)
-
-    @tracesift.track
-    def request():
-        t = threading.Thread(target=contextvars.copy_context().run, args=(background,))
-        t.start()
-        started.wait(10)
-        return t
-
-    late0 = tracesift.stats()["late_spans"]
-    t = request()
-    release.set()
-    t.join()
-    recs = {r["name"]: r for r in kafka.records(2)}
+    recs, late = outlive_trace(kafka, work,
+                               lambda fn: threading.Thread(target=contextvars.copy_context().run, args=(fn,)))
     assert [s["name"] for s in recs["request"]["spans"]] == ["slow_child"]  # ended with its trace
     assert recs["work"]["input"] == {"i": 99} and recs["work"]["spans"] == []
-    assert tracesift.stats()["late_spans"] == late0 + 1
+    assert late == 1
 
 
 def test_many_threads_many_traces(kafka):

@@ -14,7 +14,7 @@ import time
 import tracesift
 import tracesift._threads
 from tracesift._span import current
-from conftest import spans_by_name
+from conftest import outlive_trace, spans_by_name
 
 
 @tracesift.track(type="tool")
@@ -180,35 +180,12 @@ def test_thread_outliving_its_trace_without_help(kafka):
     the trace, and its own end is counted; a call the thread makes after the
     trace was sent begins a trace of its own.  Nothing touches the sent trace
     (ASan would see it)."""
-    started, release = threading.Event(), threading.Event()
-
-    @tracesift.track
-    def slow_child():
-        started.set()
-        release.wait(10)
-        return "late"
-
-    def background():
-        slow_child()
-        work(99)
-
-    @tracesift.track
-    def request():
-        t = threading.Thread(target=background)
-        t.start()
-        started.wait(10)
-        return t
-
-    late0 = tracesift.stats()["late_spans"]
-    t = request()
-    release.set()
-    t.join()
-    recs = {r["name"]: r for r in kafka.records(2)}
+    recs, late = outlive_trace(kafka, work, lambda fn: threading.Thread(target=fn))
     (child,) = recs["request"]["spans"]
     assert child["name"] == "slow_child" and "output" not in child
     assert child["end_time"] <= recs["request"]["end_time"]
     assert recs["work"]["input"] == {"i": 99} and recs["work"]["spans"] == []
-    assert tracesift.stats()["late_spans"] == late0 + 1
+    assert late == 1
 
 
 def test_threads_outside_any_trace_are_untouched(kafka):
