@@ -7,6 +7,7 @@ project's own tools (tracesift-produce, tests/tools/t-kafka) and kcat.
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -749,3 +750,28 @@ def nearest_rank(values, pct):
     v = sorted(values)
     rank = (len(v) * pct + 99) // 100
     return v[max(rank, 1) - 1]
+
+
+# ---- Kafka properties: what a program made its clients with, what it refused ----
+
+def kafka_confs(text):
+    """{client name: {property: value}} that librdkafka printed under -X debug=conf
+    (every property not at its default) for each client a program made."""
+    confs = {}
+    for line in text.splitlines():
+        m = re.match(r"%7\|[0-9.]+\|CONF\|([^|]*#(?:consumer|producer)-[0-9]+)\| \[thrd:[^]]*\]: +(.*)$", line)
+        if m and " = " in m.group(2):
+            k, v = m.group(2).split(" = ", 1)
+            confs.setdefault(m.group(1), {})[k.strip()] = v.strip()
+    return confs
+
+
+def assert_refused(args, rc, err, *want):
+    """A program refused args before it made a Kafka client: exit 2, and its
+    stderr is one "% ERROR: " line holding each string of want."""
+    note("%r: exit %d: %s" % (args, rc, err.strip()[-300:]))
+    assert rc == 2, "%r: exit %d, want 2: %s" % (args, rc, err[-1500:])
+    for w in want:
+        assert w in err, "%r: %r not in: %s" % (args, w, err[-1500:])
+    assert err.startswith("% ERROR: ") and len(err.strip().splitlines()) == 1, \
+        "%r: more than the one message (a client was made before the refusal?): %s" % (args, err[-1500:])

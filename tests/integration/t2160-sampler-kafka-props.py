@@ -5,7 +5,6 @@ What each client was built with is read from librdkafka itself: -X debug=conf ma
 it print every property that is not at librdkafka's default when the client is made.
 """
 import os
-import re
 import subprocess
 import sys
 
@@ -37,12 +36,7 @@ def conf_file(lines, settings=None, name="props"):
 
 def refused(args, *want):
     rc, err = sampler(args + ["-X", "debug=conf"])
-    T.note("%r: exit %d: %s" % (args, rc, err.strip()[-300:]))
-    assert rc == 2, "%r: exit %d, want 2: %s" % (args, rc, err[-1500:])
-    for w in want:
-        assert w in err, "%r: %r not in: %s" % (args, w, err[-1500:])
-    assert err.startswith("% ERROR: ") and len(err.strip().splitlines()) == 1, \
-        "%r: more than the one message (a client was made before the refusal?): %s" % (args, err[-1500:])
+    T.assert_refused(args, rc, err, *want)
 
 
 def accepted(args):
@@ -85,17 +79,6 @@ def the_required_value_itself_is_accepted():
     accepted(["-c", conf_file([]), "-X", "acks=0", "-X", "acks=-1"])  # a later -X over an earlier
 
 
-def client_confs(text):
-    """{client name: {property: value}} that librdkafka printed under debug=conf."""
-    confs = {}
-    for line in text.splitlines():
-        m = re.match(r"%7\|[0-9.]+\|CONF\|([^|]*#(?:consumer|producer)-[0-9]+)\| \[thrd:[^]]*\]: +(.*)$", line)
-        if m and " = " in m.group(2):
-            k, v = m.group(2).split(" = ", 1)
-            confs.setdefault(m.group(1), {})[k.strip()] = v.strip()
-    return confs
-
-
 def x_and_the_file_change_the_defaults():
     t = T.sampler_topics("kp", partitions=1)
     T.produce(t["input"], LINES)
@@ -106,7 +89,7 @@ def x_and_the_file_change_the_defaults():
                                               "-X", "isolation.level=read_committed"]).start()
     T.wait_until("the sampler to consume", lambda: s.consumed() >= len(LINES) or not s.alive(), 120)
     assert s.stop() == 0, s.stderr()[-2000:]
-    confs = client_confs(s.stderr())
+    confs = T.kafka_confs(s.stderr())
     txn = [c for c in confs.values() if c.get("transactional.id") == "%s-0-select" % t["group"]]
     cons = [c for c in confs.values() if c.get("group.id") == t["group"]]
     assert len(txn) == 1 and len(cons) == 1, "clients: %r" % sorted(confs)
