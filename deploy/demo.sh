@@ -163,7 +163,8 @@ for d in "$store"/evaluations/runs/*/; do cat "$d/summary.json"; done | jq -rs '
 	{m: .[0].key, n: (map(.value.n) | add), e: (map(.value.errors) | add),
 	 mean: ((map((.value.mean // 0) * .value.n) | add) / ([(map(.value.n) | add), 1] | max)),
 	 p90: (map(.value.p90 // empty) | max)} |
-	"  \(.m)\t\(.n)\t\(.e) errors\tmean \(.mean * 1000 | round / 1000)\tp90 \(.p90 // "-")"' | expand -t 24,32,44,60
+	"  \(.m)\t\(.n)\t\(.e) errors\tmean \(.mean * 1000 | round / 1000)\tp90 \(if .p90 then (.p90 * 1000 | round / 1000) else "-" end)"' |
+	expand -t 24,32,44,60
 printf 'alerts fired          %s\n' "$nalerts"
 jq -r '"  " + .text' <<<"$alerts_json" | head -n 10
 echo
