@@ -78,6 +78,8 @@
 #include <zstd.h>
 
 #include "bench.h"
+
+#include "afile.h"
 #include "record.h"
 #include "sample.h"
 #include "store.h"
@@ -406,40 +408,11 @@ static void rm_tree(const char *dir)
 	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	size_t cap = 1 << 16, n = 0, r;
-	char *buf = malloc(cap + 1);
-	while (buf && (r = fread(buf + n, 1, cap - n, f)) > 0) {
-		n += r;
-		if (n == cap) {
-			char *nb = realloc(buf, 2 * cap + 1);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	fclose(f);
-	if (buf) {
-		buf[n] = '\0';
-		if (len)
-			*len = n;
-	}
-	return buf;
-}
-
 static cJSON *manifest_load(const char *store)
 {
 	char path[PATH_MAX];
 	path_fmt(path, "%s/MANIFEST", store);
-	char *text = slurp(path, NULL);
+	char *text = afile_read(path, NULL);
 	if (!text)
 		return NULL;
 	cJSON *j = cJSON_Parse(text);
@@ -504,7 +477,7 @@ static void rusage_into(const struct rusage *ru, struct outcome *o)
 /* The last line of the sink's log that is a stats object. */
 static cJSON *last_stats(const char *log)
 {
-	char *text = slurp(log, NULL);
+	char *text = afile_read(log, NULL);
 	cJSON *j = NULL;
 	for (char *p = text ? strtok(text, "\n") : NULL; p; p = strtok(NULL, "\n"))
 		if (*p == '{') {
@@ -664,7 +637,7 @@ static struct outcome run_consume(const char *self, const char *topic, const cha
 	int64_t t0 = bench_now_ns();
 	int rc = bench_spawn(argv, NULL, out, NULL, &ru);
 	rusage_into(&ru, &o);
-	char *text = slurp(out, NULL);
+	char *text = afile_read(out, NULL);
 	long got = -1;
 	long long bytes, done = 0;
 	/* its last line: messages, bytes, VmHWM MB, done (any log lines come first) */
@@ -738,7 +711,7 @@ static double run_zstd_bench(const char *file, struct outcome *o)
 	int64_t ns;
 	int rc = bench_spawn(argv, NULL, out, &ns, &ru);
 	rusage_into(&ru, o);
-	char *text = slurp(out, NULL);
+	char *text = afile_read(out, NULL);
 	double mbs = 0;
 	/* "-3  24270001 (8.055) 412.43 MB/s 1480.2 MB/s  FILE": the first MB/s is compression */
 	char *u = text ? strstr(text, " MB/s") : NULL;
@@ -759,7 +732,7 @@ static double run_zstd_bench(const char *file, struct outcome *o)
 static void copy_program(const char *from, const char *to)
 {
 	size_t n;
-	char *bin = slurp(from, &n);
+	char *bin = afile_read(from, &n);
 	int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0700);
 	if (!bin || fd < 0 || write(fd, bin, n) != (ssize_t)n || close(fd))
 		bench_die("cannot copy '%s' to '%s'", from, to);
@@ -771,7 +744,7 @@ static void copy_program(const char *from, const char *to)
 static int is_sanitized(const char *path)
 {
 	size_t n;
-	char *bin = slurp(path, &n);
+	char *bin = afile_read(path, &n);
 	int found = bin && memmem(bin, n, "libasan.so", 10) != NULL;
 	free(bin);
 	return found;
@@ -800,7 +773,7 @@ static void frames_from_store(const char *store, struct frames *fr)
 		const cJSON *file = cJSON_GetObjectItemCaseSensitive(s, "file");
 		path_fmt(path, "%s/datasets/%s/%s", store, DATASET, file ? file->valuestring : "?");
 		size_t len;
-		char *z = slurp(path, &len);
+		char *z = afile_read(path, &len);
 		size_t bytes = (size_t)num_at(s, "bytes", NULL);
 		if (!z || len < bytes)
 			bench_die("cannot read segment '%s'", path);
@@ -998,7 +971,7 @@ static void sink_defaults(const char *sink)
 	char *argv[] = { (char *)sink, "--help", NULL };
 	if (bench_spawn(argv, NULL, out, NULL, NULL) != 0)
 		bench_die("'%s --help' failed", sink);
-	char *text = slurp(out, NULL);
+	char *text = afile_read(out, NULL);
 	const char *opt[2] = { "--commit-interval-ms", "--commit-items" };
 	long *val[2] = { &commit_ms, &commit_items };
 	for (int i = 0; i < 2; i++) {

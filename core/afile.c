@@ -1,4 +1,4 @@
-/* core/afile.c - replace a file whole: write PATH.tmp.PID, then rename it over PATH */
+/* core/afile.c - files whole: read one, replace one (see afile.h) */
 #include "afile.h"
 
 #include <errno.h>
@@ -37,4 +37,48 @@ int afile_finish(FILE *f, const char *tmp, const char *path, int keep, char *err
 		free(dir);
 	}
 	return 0;
+}
+
+char *afile_read(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	size_t n = 0, cap = 4096;
+	char *buf = malloc(cap + 1);
+	while (buf) {
+		if (n == cap) {
+			char *nb = realloc(buf, 2 * cap + 1);
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+				errno = ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		ssize_t k = read(fd, buf + n, cap - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			int e = errno;
+			free(buf);
+			buf = NULL;
+			errno = e;
+			break;
+		}
+		if (k == 0)
+			break;
+		n += (size_t)k;
+	}
+	int e = errno;
+	close(fd);
+	errno = e;
+	if (!buf)
+		return NULL;
+	buf[n] = '\0';
+	if (len)
+		*len = n;
+	return buf;
 }

@@ -1,4 +1,4 @@
-/* core/afile.h - replace a file whole: write PATH.tmp.PID, then rename it over PATH */
+/* core/afile.h - files whole: read one into memory; replace one by writing PATH.tmp and renaming it */
 #ifndef TS_AFILE_H
 #define TS_AFILE_H
 
@@ -13,5 +13,10 @@
  * file, else -1, with errstr saying why when a step failed (untouched when
  * keep was 0). */
 int afile_finish(FILE *f, const char *tmp, const char *path, int keep, char *errstr, size_t errstr_size);
+
+/* The whole of the file at path, with a NUL after its *len bytes (len may
+ * be NULL).  NULL with errno set (ENOENT when there is no such file, ENOMEM).
+ * The caller frees. */
+char *afile_read(const char *path, size_t *len);
 
 #endif

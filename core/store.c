@@ -33,6 +33,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "afile.h"
 #include "errfmt.h"
 #include "sbuf.h"
 #include "tstime.h"
@@ -232,29 +233,6 @@ static int make_dir(const char *path)
 		return -1;
 	}
 	return 0;
-}
-
-/* The whole of a small file, NUL-terminated; NULL with errno. */
-static char *slurp(const char *path, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return NULL;
-	struct stat st;
-	char *b = NULL;
-	if (fstat(fd, &st) == 0 && (b = malloc((size_t)st.st_size + 1)) != NULL) {
-		if (read_all(fd, b, (size_t)st.st_size, 0) == 0) {
-			b[st.st_size] = '\0';
-			*len = (size_t)st.st_size;
-		} else {
-			free(b);
-			b = NULL;
-		}
-	}
-	int e = errno;
-	close(fd);
-	errno = e;
-	return b;
 }
 
 static int name_ok(const char *s)
@@ -508,7 +486,7 @@ static int manifest_read(const char *dir, size_t ds_size, struct manifest *mf,
 	if (mkpath(path, sizeof(path), "%s/MANIFEST", dir))
 		return errfmt(errstr, errstr_size, "cannot read store '%s': path too long", dir);
 	size_t len = 0;
-	char *text = slurp(path, &len);
+	char *text = afile_read(path, &len);
 	if (!text)
 		return errfmt(errstr, errstr_size, "cannot read manifest '%s': %s", path, strerror(errno));
 	cJSON *root = cJSON_ParseWithLength(text, len);
@@ -2150,7 +2128,7 @@ struct store_reader *store_reader_open(const char *dir, char *errstr, size_t err
 			return NULL;
 		}
 		size_t len;
-		char *text = slurp(path, &len);
+		char *text = afile_read(path, &len);
 		if (!text && errno != ENOENT) {
 			errfmt(errstr, errstr_size, "cannot read '%s': %s", path, strerror(errno));
 			store_reader_close(r);

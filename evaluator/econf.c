@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "afile.h"
 #include "errfmt.h"
 #include "ini.h"
 
@@ -310,38 +311,19 @@ static struct metric *metric_add(struct eval_conf *c, const char *name, enum met
 	return m;
 }
 
+/* A config's companion file (a rubric, a key): whole, at most 1 MiB. */
 static char *read_file(const char *path, char *errstr, size_t size)
 {
-	FILE *f = fopen(path, "r");
-	char *buf = NULL;
-	size_t len = 0, cap = 0, n;
-	if (!f) {
-		errfmt(errstr, size, "cannot open '%s': %s", path, strerror(errno));
-		return NULL;
+	size_t len;
+	char *text = afile_read(path, &len);
+	if (!text)
+		errfmt(errstr, size, "cannot read '%s': %s", path, strerror(errno));
+	else if (len >= (1 << 20)) {
+		errfmt(errstr, size, "'%s' is over 1 MiB", path);
+		free(text);
+		text = NULL;
 	}
-	do {
-		if (len + 4096 + 1 > cap) {
-			char *nb = realloc(buf, cap = cap * 2 + 8192);
-			if (!nb) {
-				free(buf);
-				fclose(f);
-				errfmt(errstr, size, "out of memory");
-				return NULL;
-			}
-			buf = nb;
-		}
-		n = fread(buf + len, 1, 4096, f);
-		len += n;
-	} while (n > 0 && len < (1 << 20));
-	if (ferror(f) || len >= (1 << 20)) {
-		errfmt(errstr, size, ferror(f) ? "cannot read '%s'" : "'%s' is over 1 MiB", path);
-		free(buf);
-		fclose(f);
-		return NULL;
-	}
-	fclose(f);
-	buf[len] = '\0';
-	return buf;
+	return text;
 }
 
 static int parse_double(const char *v, double *out)

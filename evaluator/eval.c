@@ -916,7 +916,7 @@ int eval_run(struct evaluator *ev, struct store_reader *r, const struct run_spec
 	struct metric_agg *aggs = calloc((size_t)c->nmetrics, sizeof(*aggs));
 	double **sorted = calloc((size_t)c->nmetrics, sizeof(*sorted));
 	cJSON *summary = started;
-	int64_t items = 0, errors = 0, tokens = 0;
+	int64_t items = 0, errors = 0;
 	{
 		/* items: distinct sequence numbers among the results (they come in any order) */
 		uint64_t *seqs = malloc((x.nres + 1) * sizeof(*seqs));
@@ -941,9 +941,7 @@ int eval_run(struct evaluator *ev, struct store_reader *r, const struct run_spec
 		judge_stats(ev->judge, &js);
 		cJSON_AddNumberToObject(summary, "judge_requests", (double)js.run_attempts);
 		cJSON_AddNumberToObject(summary, "judge_tokens", (double)js.run_tokens);
-		tokens = js.run_tokens;
 	}
-	(void)tokens;
 	if (!aggs || !sorted) {
 		free(aggs);
 		free(sorted);

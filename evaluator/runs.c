@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "afile.h"
 #include "errfmt.h"
 
 struct runs {
@@ -60,35 +61,6 @@ static int mkdir_synced(const char *dir, const char *parent)
 	return errno == EEXIST ? 0 : -1;
 }
 
-/* The whole file, NUL-terminated; NULL with errno set (ENOENT when absent). */
-static char *slurp(const char *path, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	char *buf;
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) < 0 || !(buf = malloc((size_t)st.st_size + 1))) {
-		close(fd);
-		return NULL;
-	}
-	size_t got = 0;
-	while (got < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size - got);
-		if (n <= 0) {
-			if (n < 0 && errno == EINTR)
-				continue;
-			break;
-		}
-		got += (size_t)n;
-	}
-	close(fd);
-	buf[got] = '\0';
-	if (len)
-		*len = got;
-	return buf;
-}
-
 /* Writes all of buf to fd. */
 static int write_all(int fd, const char *buf, size_t len)
 {
@@ -105,7 +77,7 @@ static int write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-/* path gets text: path.tmp written, fsynced, renamed, folder fsynced. */
+/* dir/name gets text and a newline: name.tmp written, fsynced, renamed, folder fsynced. */
 static int write_atomic(const char *dir, const char *name, const char *text,
                         char *errstr, size_t size)
 {
@@ -114,18 +86,20 @@ static int write_atomic(const char *dir, const char *name, const char *text,
 	    mkpath(tmp, sizeof(tmp), "%s/%s.tmp", dir, name))
 		return errfmt(errstr, size, "path too long in '%s'", dir);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return errfmt(errstr, size, "cannot create '%s': %s", tmp, strerror(errno));
-	if (write_all(fd, text, strlen(text)) || write_all(fd, "\n", 1) || fsync(fd)) {
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "w");
+	if (!f) {
 		int e = errno;
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		unlink(tmp);
+		return errfmt(errstr, size, "cannot create '%s': %s", tmp, strerror(e));
+	}
+	if (fputs(text, f) < 0 || fputc('\n', f) == EOF) {
+		int e = errno;
+		afile_finish(f, tmp, path, 0, errstr, size);
 		return errfmt(errstr, size, "cannot write '%s': %s", tmp, strerror(e));
 	}
-	close(fd);
-	if (rename(tmp, path) < 0 || fsync_dir(dir) < 0)
-		return errfmt(errstr, size, "cannot replace '%s': %s", path, strerror(errno));
-	return 0;
+	return afile_finish(f, tmp, path, 1, errstr, size);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -139,7 +113,7 @@ static int load_alert_ids(struct runs *rs, char *errstr, size_t size)
 	size_t len;
 	if (mkpath(path, sizeof(path), "%s/alerts.jsonl", rs->dir))
 		return errfmt(errstr, size, "path too long in '%s'", rs->dir);
-	char *text = slurp(path, &len);
+	char *text = afile_read(path, &len);
 	if (!text)
 		return errno == ENOENT ? 0 : errfmt(errstr, size, "cannot read '%s': %s", path, strerror(errno));
 	for (char *line = text, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
@@ -286,7 +260,7 @@ cJSON *runs_read_json(struct runs *rs, const char *id, const char *name, char *e
 		errfmt(errstr, size, "invalid run id '%s'", id);
 		return NULL;
 	}
-	char *text = slurp(path, NULL);
+	char *text = afile_read(path, NULL);
 	if (!text) {
 		if (errno == ENOENT)
 			errfmt(errstr, size, "no run '%s'", id);
@@ -306,7 +280,7 @@ int runs_scores(struct runs *rs, const char *id, runs_score_fn fn, void *ctx, ch
 	char path[PATH_MAX];
 	if (run_path(rs, id, "scores.jsonl", path, sizeof(path)))
 		return errfmt(errstr, size, "invalid run id '%s'", id);
-	char *text = slurp(path, NULL);
+	char *text = afile_read(path, NULL);
 	if (!text)
 		return errno == ENOENT ? 0 : errfmt(errstr, size, "cannot read '%s': %s", path, strerror(errno));
 	int rc = 0;
@@ -492,7 +466,7 @@ cJSON *runs_alerts(struct runs *rs, char *errstr, size_t size)
 		errfmt(errstr, size, "out of memory");
 		return NULL;
 	}
-	char *text = slurp(path, NULL);
+	char *text = afile_read(path, NULL);
 	if (!text) {
 		if (errno == ENOENT)
 			return arr;
@@ -515,7 +489,7 @@ static cJSON *read_cursors(struct runs *rs)
 	char path[PATH_MAX];
 	if (mkpath(path, sizeof(path), "%s/cursors.json", rs->dir))
 		return NULL;
-	char *text = slurp(path, NULL);
+	char *text = afile_read(path, NULL);
 	cJSON *j = text ? cJSON_Parse(text) : NULL;
 	free(text);
 	return j;

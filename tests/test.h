@@ -19,6 +19,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "afile.h"
+
 static int t_case_failed __attribute__((unused));
 static int t_any_failed __attribute__((unused));
 
@@ -150,31 +152,7 @@ static inline char *t_read_top(const char *rel, size_t *len)
 	char path[1024];
 	const char *top = getenv("TS_TOP");
 	snprintf(path, sizeof(path), "%s/%s", top && *top ? top : ".", rel);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	size_t n = 0, cap = 65536, got;
-	char *buf = malloc(cap + 1);
-	while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-		n += got;
-		if (n == cap) {
-			char *nb = realloc(buf, 2 * cap + 1);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	fclose(f);
-	if (buf) {
-		buf[n] = '\0';
-		if (len)
-			*len = n;
-	}
-	return buf;
+	return afile_read(path, len);
 }
 
 /* Runs a shell command and returns its exit status (-1 if it did not exit). */

@@ -5,6 +5,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "afile.h"
 #include "store.h"
 #include "test.h"
 
@@ -16,27 +17,6 @@ static void tmp_dir(char *dir, size_t size)
 	if (!mkdtemp(tmpl))
 		abort();
 	snprintf(dir, size, "%s", tmpl);
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *b = malloc((size_t)n + 1);
-	if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-		free(b);
-		b = NULL;
-	}
-	fclose(f);
-	if (b) {
-		b[n] = '\0';
-		*len = (size_t)n;
-	}
-	return b;
 }
 
 static int write_file(const char *path, const void *p, size_t n)
@@ -192,8 +172,8 @@ static void torn_tail_positions(void)
 	rc = store_commit(w, err, sizeof(err));
 	REQUIRE(rc == 0, "commit: %s", err);
 	size_t m1len, l1, i1;
-	char *m1 = read_file(man, &m1len);
-	char *s1 = read_file(seg, &l1), *d1 = read_file(ids, &i1);
+	char *m1 = afile_read(man, &m1len);
+	char *s1 = afile_read(seg, &l1), *d1 = afile_read(ids, &i1);
 	free(s1);
 	free(d1);
 	add_items(w, "b", 0, 20, 300, 0, 2, NULL);
@@ -201,7 +181,7 @@ static void torn_tail_positions(void)
 	REQUIRE(rc == 0, "commit: %s", err);
 	store_writer_close(w);
 	size_t l2, i2;
-	char *s2 = read_file(seg, &l2), *d2 = read_file(ids, &i2);
+	char *s2 = afile_read(seg, &l2), *d2 = afile_read(ids, &i2);
 	REQUIRE(m1 && s2 && d2 && l2 > l1 && i2 > i1, "files");
 	memcpy(&e2, &e1, sizeof(e2));
 	e2.buf = malloc(e1.cap);
@@ -313,7 +293,7 @@ static void uncommitted_files(void)
 	rc = store_commit(w, err, sizeof(err));
 	REQUIRE(rc == 0, "commit: %s", err);
 	size_t m1len;
-	char *m1 = read_file(man, &m1len);
+	char *m1 = afile_read(man, &m1len);
 	add_items(w, "u", 10, 5, 200, 0, -1, NULL);
 	add_items(w, "v", 0, 5, 200, 0, -1, NULL);
 	rc = store_commit(w, err, sizeof(err));
@@ -457,7 +437,7 @@ static void evaluated_torn_line(void)
 	store_reader_close(r);
 	CHECK(store_mark_evaluated(dir, "d", 5, err, sizeof(err)) == 0, "mark: %s", err);
 	size_t len;
-	char *text = read_file(path, &len);
+	char *text = afile_read(path, &len);
 	CHECK(text && !strcmp(text, "3\n5\n"), "evaluated file '%s'", text ? text : "");
 	free(text);
 	t_system("rm -rf '%s'", top);
@@ -469,7 +449,7 @@ static long manifest_seg_bytes(const char *dir)
 	char path[256];
 	size_t len;
 	snprintf(path, sizeof(path), "%s/MANIFEST", dir);
-	char *text = read_file(path, &len);
+	char *text = afile_read(path, &len);
 	cJSON *j = cJSON_Parse(text);
 	free(text);
 	cJSON *segs = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "datasets"), "d"),
